@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/intake/intake/internal/config"
+	"github.com/intake/intake/internal/httpapi"
+	"github.com/intake/intake/internal/logging"
+	"github.com/intake/intake/internal/migrate"
+	"github.com/intake/intake/internal/postgres"
+)
+
+// run is the whole program: config, database, wiring, serving, shutdown.
+// It returns when ctx is cancelled (SIGINT/SIGTERM) and in-flight requests
+// have finished, or the shutdown budget is spent.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	// Config.
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := logging.New(stdout, cfg.LogLevel, "intake-api")
+	logger.Info("starting", "config", cfg)
+
+	// Database.
+	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, &postgres.PoolOpts{
+		MaxConns:        cfg.DBMaxConns,
+		LockTimeout:     cfg.IdempotencyWait,
+		ApplicationName: "intake-api",
+	})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	migrator, err := migrate.New(pool, logger)
+	if err != nil {
+		return err
+	}
+	defer migrator.Close()
+	store := postgres.NewStore(pool)
+
+	// Wiring.
+	waker := postgres.NewWaker(pool, logger, 5*time.Millisecond)
+	wakerCtx, stopWaker := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { waker.Run(wakerCtx) })
+	defer func() { stopWaker(); wg.Wait() }()
+
+	handler := httpapi.NewServer(httpapi.Deps{
+		Config: cfg,
+		Store:  store,
+		Waker:  waker,
+		Ready: func(ctx context.Context) error {
+			if err := store.Ping(ctx); err != nil {
+				return err
+			}
+			return migrator.Check(ctx)
+		},
+		Logger: logger,
+	})
+
+	// Server.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on INTAKE_HTTP_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Shutdown: stop accepting, let in-flight requests finish (each is
+	// bounded by INTAKE_REQUEST_TIMEOUT), give up at the budget.
+	logger.Info("shutting down", "budget", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

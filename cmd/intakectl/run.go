@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/config"
+	"github.com/intake/intake/internal/logging"
+	"github.com/intake/intake/internal/migrate"
+	"github.com/intake/intake/internal/postgres"
+)
+
+const usage = `usage: intakectl <command> [flags]
+
+commands:
+  migrate                                   apply River's and Intake's migrations (idempotent)
+  postings add --slug S --title T [--description D]
+                                            create an open posting
+  postings close S                          stop taking applications for S
+  postings open S                           take applications for S again
+  postings list                             list every posting`
+
+// usageError is a mistake in the command line; main exits 2 with it.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg + "\n\n" + usage }
+
+// run dispatches one command; results go to stdout, logs to stderr. Each command is a small function over the
+// same packages the servers use.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"no command"}
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := logging.New(stderr, cfg.LogLevel, "intakectl")
+
+	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, &postgres.PoolOpts{MaxConns: 2, ApplicationName: "intakectl"})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := postgres.NewStore(pool)
+
+	switch args[0] {
+	case "migrate":
+		m, err := migrate.New(pool, logger)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if err := m.Up(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "schema up to date")
+		return nil
+	case "postings":
+		return postings(ctx, store, args[1:], stdout)
+	default:
+		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+}
+
+func postings(ctx context.Context, store *postgres.Store, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"postings needs a subcommand: add, close, open or list"}
+	}
+	switch args[0] {
+	case "add":
+		fs := flag.NewFlagSet("postings add", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var p application.NewPosting
+		fs.StringVar(&p.Slug, "slug", "", "URL name, like senior-go-engineer")
+		fs.StringVar(&p.Title, "title", "", "title shown to applicants")
+		fs.StringVar(&p.Description, "description", "", "description shown to applicants")
+		if err := fs.Parse(args[1:]); err != nil {
+			return usageError{err.Error()}
+		}
+		if fs.NArg() > 0 {
+			return usageError{"unexpected arguments: " + strings.Join(fs.Args(), " ")}
+		}
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		created, err := store.CreatePosting(ctx, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created posting %s (%s)\n", created.Slug, created.Status)
+		return nil
+	case "close", "open":
+		if len(args) != 2 {
+			return usageError{"postings " + args[0] + " takes exactly one slug"}
+		}
+		status := application.PostingClosed
+		if args[0] == "open" {
+			status = application.PostingOpen
+		}
+		p, err := store.SetPostingStatus(ctx, args[1], status)
+		if errors.Is(err, application.ErrNotFound) {
+			return fmt.Errorf("no posting with slug %q", args[1])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "posting %s is %s\n", p.Slug, p.Status)
+		return nil
+	case "list":
+		list, err := store.Postings(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SLUG\tSTATUS\tCREATED\tTITLE")
+		for _, p := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Slug, p.Status, p.CreatedAt.UTC().Format("2006-01-02 15:04"), p.Title)
+		}
+		return tw.Flush()
+	default:
+		return usageError{fmt.Sprintf("unknown postings subcommand %q", args[0])}
+	}
+}

@@ -1,0 +1,11 @@
+// Package db holds the SQL that defines and queries Intake's schema: the
+// migrations (embedded, applied by intakectl migrate) and the queries that
+// sqlc turns into internal/postgres/sqlc.
+package db
+
+import "embed"
+
+// Migrations are the application's goose migrations, in order.
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS

@@ -1,0 +1,225 @@
+package application
+
+import (
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits shared with the database's CHECK constraints.
+const (
+	MaxFullNameLen    = 200
+	MaxEmailLen       = 254
+	MaxPhoneLen       = 40
+	MaxCoverLetterLen = 10000
+	MaxLinks          = 5
+	MaxLinkLen        = 2048
+)
+
+// Applicant is what a person submits when applying: all of it is personal
+// data, so none of it may reach logs, job args, events or metrics.
+type Applicant struct {
+	FullName    string
+	Email       string
+	Phone       string
+	CoverLetter string
+	Links       []string
+}
+
+// Normalize trims surrounding whitespace from every field, in place. Validate
+// calls it; it is exported so a form can redisplay what will be stored.
+func (a *Applicant) Normalize() {
+	a.FullName = strings.TrimSpace(a.FullName)
+	a.Email = strings.TrimSpace(a.Email)
+	a.Phone = strings.TrimSpace(a.Phone)
+	a.CoverLetter = strings.TrimSpace(a.CoverLetter)
+	for i, l := range a.Links {
+		a.Links[i] = strings.TrimSpace(l)
+	}
+}
+
+// Validate normalises a and reports every field that breaks a rule. The rules
+// mirror the database's constraints, plus what only code can check (email
+// syntax, URL schemes, control characters).
+func (a *Applicant) Validate() error {
+	a.Normalize()
+	var v ValidationError
+
+	switch n := utf8.RuneCountInString(a.FullName); {
+	case n == 0:
+		v.add("full_name", "is required")
+	case n > MaxFullNameLen:
+		v.add("full_name", "must be at most "+strconv.Itoa(MaxFullNameLen)+" characters")
+	case !plainText(a.FullName, false):
+		v.add("full_name", "must not contain control characters")
+	}
+
+	if msg := emailProblem(a.Email); msg != "" {
+		v.add("email", msg)
+	}
+
+	if a.Phone != "" {
+		switch {
+		case utf8.RuneCountInString(a.Phone) > MaxPhoneLen:
+			v.add("phone", "must be at most "+strconv.Itoa(MaxPhoneLen)+" characters")
+		case !phoneLike(a.Phone):
+			v.add("phone", "must be digits, spaces and + ( ) - . / only, with at least 4 digits")
+		}
+	}
+
+	if a.CoverLetter != "" {
+		switch {
+		case utf8.RuneCountInString(a.CoverLetter) > MaxCoverLetterLen:
+			v.add("cover_letter", "must be at most "+strconv.Itoa(MaxCoverLetterLen)+" characters")
+		case !plainText(a.CoverLetter, true):
+			v.add("cover_letter", "must not contain control characters")
+		}
+	}
+
+	if len(a.Links) > MaxLinks {
+		v.add("links", "must list at most "+strconv.Itoa(MaxLinks)+" links")
+	} else {
+		for i, l := range a.Links {
+			if msg := linkProblem(l); msg != "" {
+				v.add("links["+strconv.Itoa(i)+"]", msg)
+			}
+		}
+	}
+	return v.err()
+}
+
+// NormalizeEmail gives the form of an address that uniqueness is decided on:
+// "  Ada@Example.COM " and "ada@example.com" are the same applicant.
+func NormalizeEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+func emailProblem(email string) string {
+	if email == "" {
+		return "is required"
+	}
+	if len(email) > MaxEmailLen {
+		return "must be at most " + strconv.Itoa(MaxEmailLen) + " bytes"
+	}
+	if !plainText(email, false) {
+		return "must be an email address like name@example.com"
+	}
+	addr, err := mail.ParseAddress(email)
+	// ParseAddress also accepts "Name <a@b>" and comments; only a bare
+	// address that round-trips is an address we can store and mail.
+	if err != nil || addr.Name != "" || addr.Address != email {
+		return "must be an email address like name@example.com"
+	}
+	at := strings.LastIndexByte(email, '@')
+	local, domain := email[:at], email[at+1:]
+	if len(local) > 64 || !strings.Contains(domain, ".") ||
+		strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+		return "must be an email address like name@example.com"
+	}
+	return ""
+}
+
+func linkProblem(link string) string {
+	if link == "" {
+		return "must not be empty"
+	}
+	if utf8.RuneCountInString(link) > MaxLinkLen {
+		return "must be at most " + strconv.Itoa(MaxLinkLen) + " characters"
+	}
+	u, err := url.Parse(link)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !plainText(link, false) {
+		return "must be an http or https URL"
+	}
+	return ""
+}
+
+func phoneLike(s string) bool {
+	digits := 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune(" +()-./", r):
+		default:
+			return false
+		}
+	}
+	return digits >= 4
+}
+
+// plainText reports whether s is valid UTF-8 without control characters
+// (line breaks and tabs allowed when multiline). Postgres refuses NUL bytes
+// and invalid UTF-8, and nobody means to send the rest.
+func plainText(s string, multiline bool) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if multiline && (r == '\n' || r == '\r' || r == '\t') {
+			continue
+		}
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// Submission is a validated application with everything the submit
+// transaction needs. Its ID, token and receipt are made before the
+// transaction so the response can be stored under the idempotency key in the
+// same transaction.
+type Submission struct {
+	ID              string // UUID
+	EventID         string // UUID of the application.submitted event
+	PostingSlug     string
+	Applicant       Applicant
+	EmailNormalized string
+	ReceivedAt      time.Time
+	StatusTokenHash []byte
+
+	IdempotencyKey string
+	Fingerprint    []byte // SHA-256 of the request, see httpapi
+	KeyExpiresAt   time.Time
+
+	// Response is stored under the idempotency key and replayed verbatim.
+	ResponseStatus int
+	ResponseBody   []byte
+}
+
+// SubmitResult is the response to send: the one just stored, or the one
+// stored by the request that first used the idempotency key.
+type SubmitResult struct {
+	Status   int
+	Body     []byte
+	Replayed bool
+}
+
+// Status is what an applicant may see about their application.
+type Status struct {
+	ID         string
+	ReceivedAt time.Time
+	Email      EmailStatus
+}
+
+// EmailState is the confirmation email's state in the delivery ledger.
+type EmailState string
+
+const (
+	EmailQueued   EmailState = "queued"
+	EmailSending  EmailState = "sending"
+	EmailSent     EmailState = "sent"
+	EmailRetrying EmailState = "retrying"
+	EmailFailed   EmailState = "failed"
+)
+
+// EmailStatus is the confirmation email's state, attempts and last attempt.
+type EmailStatus struct {
+	State         EmailState
+	Attempts      int
+	LastAttemptAt *time.Time
+}

@@ -1,0 +1,70 @@
+package application
+
+import (
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// PostingStatus says whether a posting takes applications.
+type PostingStatus string
+
+const (
+	PostingOpen   PostingStatus = "open"
+	PostingClosed PostingStatus = "closed"
+)
+
+// Posting is a job opening. URLs call it a job because applicants do.
+type Posting struct {
+	ID          int64
+	Slug        string
+	Title       string
+	Description string
+	Status      PostingStatus
+	CreatedAt   time.Time
+}
+
+// NewPosting is the input for creating a posting.
+type NewPosting struct {
+	Slug        string
+	Title       string
+	Description string
+}
+
+var slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// Limits shared with the database's CHECK constraints.
+const (
+	MaxSlugLen        = 100
+	MaxTitleLen       = 200
+	MaxDescriptionLen = 20000
+)
+
+// Validate checks p against the rules the database also enforces, so a bad
+// posting is refused with a message instead of a constraint violation.
+func (p *NewPosting) Validate() error {
+	p.Slug = strings.TrimSpace(p.Slug)
+	p.Title = strings.TrimSpace(p.Title)
+	p.Description = strings.TrimSpace(p.Description)
+
+	var v ValidationError
+	switch {
+	case p.Slug == "":
+		v.add("slug", "is required")
+	case len(p.Slug) > MaxSlugLen:
+		v.add("slug", "must be at most 100 characters")
+	case !slugPattern.MatchString(p.Slug):
+		v.add("slug", "must be lower-case letters and digits separated by single dashes")
+	}
+	switch n := utf8.RuneCountInString(p.Title); {
+	case n == 0:
+		v.add("title", "is required")
+	case n > MaxTitleLen:
+		v.add("title", "must be at most 200 characters")
+	}
+	if utf8.RuneCountInString(p.Description) > MaxDescriptionLen {
+		v.add("description", "must be at most 20000 characters")
+	}
+	return v.err()
+}

@@ -1,0 +1,316 @@
+// Package config reads Intake's configuration from environment variables.
+// Only cmd/* calls it, passing os.Getenv, so nothing deeper reads the
+// environment. Every bad value is reported with the variable's name.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Config is every setting of every Intake binary. Each binary uses what it
+// needs; all of it is validated at start so a typo fails early everywhere.
+type Config struct {
+	DatabaseURL     string
+	DBMaxConns      int32
+	HTTPAddr        string
+	PublicURL       *url.URL
+	OpsAddr         string
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+
+	// The public submit path.
+	RequestTimeout  time.Duration
+	IdempotencyWait time.Duration
+	IdempotencyTTL  time.Duration
+	MaxBodyBytes    int64
+	RateLimit       float64
+	RateBurst       int
+	TrustProxy      bool
+
+	SMTPHost     string
+	SMTPPort     int
+	SMTPTLS      string
+	SMTPUsername string
+	SMTPPassword string
+	MailFrom     *mail.Address
+
+	AnalyticsSink string
+	AnalyticsURL  *url.URL
+}
+
+// Var describes one environment variable: its name, default and meaning.
+// The README's configuration table lists the same variables.
+type Var struct {
+	Name    string
+	Default string
+	Secret  bool
+	Help    string
+}
+
+// Vars lists every variable Intake reads, in the order they are documented.
+var Vars = []Var{
+	{Name: "DATABASE_URL", Default: "postgres://postgres@127.0.0.1:5432/intake?sslmode=disable", Secret: true, Help: "Postgres connection string"},
+	{Name: "INTAKE_DB_MAX_CONNS", Default: "16", Help: "connection pool size per process"},
+	{Name: "INTAKE_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "API listen address"},
+	{Name: "INTAKE_PUBLIC_URL", Default: "http://127.0.0.1:8080", Help: "base URL used in emails and status links"},
+	{Name: "INTAKE_OPS_ADDR", Default: "127.0.0.1:8081", Help: "worker's ops listener (health, metrics, River UI)"},
+	{Name: "INTAKE_SHUTDOWN_TIMEOUT", Default: "30s", Help: "graceful shutdown budget"},
+	{Name: "INTAKE_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
+	{Name: "INTAKE_REQUEST_TIMEOUT", Default: "10s", Help: "deadline for each API request, database work included"},
+	{Name: "INTAKE_IDEMPOTENCY_WAIT", Default: "3s", Help: "how long a request waits for another one holding the same Idempotency-Key before answering 409"},
+	{Name: "INTAKE_IDEMPOTENCY_TTL", Default: "48h", Help: "how long idempotency keys are kept (at least 24h)"},
+	{Name: "INTAKE_MAX_BODY_BYTES", Default: "65536", Help: "largest accepted request body"},
+	{Name: "INTAKE_RATE_LIMIT", Default: "5", Help: "public submits per second per client address (0 disables)"},
+	{Name: "INTAKE_RATE_BURST", Default: "20", Help: "burst allowed above INTAKE_RATE_LIMIT"},
+	{Name: "INTAKE_TRUST_PROXY", Default: "false", Help: "take the client address from X-Forwarded-For (only behind a proxy that sets it)"},
+	{Name: "INTAKE_SMTP_HOST", Default: "127.0.0.1", Help: "SMTP server host"},
+	{Name: "INTAKE_SMTP_PORT", Default: "1025", Help: "SMTP server port"},
+	{Name: "INTAKE_SMTP_TLS", Default: "starttls", Help: "none, starttls or tls"},
+	{Name: "INTAKE_SMTP_USERNAME", Default: "", Help: "SMTP auth user, optional"},
+	{Name: "INTAKE_SMTP_PASSWORD", Default: "", Secret: true, Help: "SMTP auth password, optional"},
+	{Name: "INTAKE_MAIL_FROM", Default: "Intake <no-reply@intake.localhost>", Help: "sender address"},
+	{Name: "INTAKE_ANALYTICS_SINK", Default: "postgres", Help: "postgres or http"},
+	{Name: "INTAKE_ANALYTICS_URL", Default: "", Help: "endpoint for the http sink"},
+}
+
+// Load reads and validates every variable. The error names each bad
+// variable and what was wrong with it.
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	var c Config
+
+	c.DatabaseURL = r.str("DATABASE_URL")
+	if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+		r.fail("DATABASE_URL", "is not a valid Postgres connection string")
+	}
+	c.DBMaxConns = int32(r.intIn("INTAKE_DB_MAX_CONNS", 1, 1000))
+	c.HTTPAddr = r.addr("INTAKE_HTTP_ADDR")
+	c.PublicURL = r.httpURL("INTAKE_PUBLIC_URL", true)
+	c.OpsAddr = r.addr("INTAKE_OPS_ADDR")
+	c.ShutdownTimeout = r.duration("INTAKE_SHUTDOWN_TIMEOUT", time.Second, time.Hour)
+	c.LogLevel = r.logLevel("INTAKE_LOG_LEVEL")
+
+	c.RequestTimeout = r.duration("INTAKE_REQUEST_TIMEOUT", 100*time.Millisecond, 5*time.Minute)
+	c.IdempotencyWait = r.duration("INTAKE_IDEMPOTENCY_WAIT", 10*time.Millisecond, time.Minute)
+	if c.IdempotencyWait >= c.RequestTimeout && r.ok("INTAKE_IDEMPOTENCY_WAIT", "INTAKE_REQUEST_TIMEOUT") {
+		r.fail("INTAKE_IDEMPOTENCY_WAIT", "must be shorter than INTAKE_REQUEST_TIMEOUT")
+	}
+	c.IdempotencyTTL = r.duration("INTAKE_IDEMPOTENCY_TTL", 24*time.Hour, 365*24*time.Hour)
+	c.MaxBodyBytes = int64(r.intIn("INTAKE_MAX_BODY_BYTES", 1024, 10<<20))
+	c.RateLimit = r.float("INTAKE_RATE_LIMIT", 0, 1e6)
+	c.RateBurst = r.intIn("INTAKE_RATE_BURST", 1, 1e6)
+	c.TrustProxy = r.boolean("INTAKE_TRUST_PROXY")
+
+	c.SMTPHost = r.str("INTAKE_SMTP_HOST")
+	if c.SMTPHost == "" {
+		r.fail("INTAKE_SMTP_HOST", "must not be empty")
+	}
+	c.SMTPPort = r.intIn("INTAKE_SMTP_PORT", 1, 65535)
+	c.SMTPTLS = r.oneOf("INTAKE_SMTP_TLS", "none", "starttls", "tls")
+	c.SMTPUsername = r.str("INTAKE_SMTP_USERNAME")
+	c.SMTPPassword = r.str("INTAKE_SMTP_PASSWORD")
+	if (c.SMTPUsername == "") != (c.SMTPPassword == "") {
+		r.fail("INTAKE_SMTP_PASSWORD", "INTAKE_SMTP_USERNAME and INTAKE_SMTP_PASSWORD must be set together")
+	}
+	if from, err := mail.ParseAddress(r.str("INTAKE_MAIL_FROM")); err != nil {
+		r.fail("INTAKE_MAIL_FROM", "must be an address like \"Intake <no-reply@example.com>\"")
+	} else {
+		c.MailFrom = from
+	}
+
+	c.AnalyticsSink = r.oneOf("INTAKE_ANALYTICS_SINK", "postgres", "http")
+	c.AnalyticsURL = r.httpURL("INTAKE_ANALYTICS_URL", c.AnalyticsSink == "http")
+
+	return c, r.err()
+}
+
+// LogValue prints the configuration with secrets masked, so it can be logged
+// at start.
+func (c Config) LogValue() slog.Value {
+	analyticsURL := ""
+	if c.AnalyticsURL != nil {
+		analyticsURL = c.AnalyticsURL.Redacted()
+	}
+	return slog.GroupValue(
+		slog.String("DATABASE_URL", redactDatabaseURL(c.DatabaseURL)),
+		slog.Int("INTAKE_DB_MAX_CONNS", int(c.DBMaxConns)),
+		slog.String("INTAKE_HTTP_ADDR", c.HTTPAddr),
+		slog.String("INTAKE_PUBLIC_URL", c.PublicURL.String()),
+		slog.String("INTAKE_OPS_ADDR", c.OpsAddr),
+		slog.String("INTAKE_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
+		slog.String("INTAKE_LOG_LEVEL", c.LogLevel.String()),
+		slog.String("INTAKE_REQUEST_TIMEOUT", c.RequestTimeout.String()),
+		slog.String("INTAKE_IDEMPOTENCY_WAIT", c.IdempotencyWait.String()),
+		slog.String("INTAKE_IDEMPOTENCY_TTL", c.IdempotencyTTL.String()),
+		slog.Int64("INTAKE_MAX_BODY_BYTES", c.MaxBodyBytes),
+		slog.Float64("INTAKE_RATE_LIMIT", c.RateLimit),
+		slog.Int("INTAKE_RATE_BURST", c.RateBurst),
+		slog.Bool("INTAKE_TRUST_PROXY", c.TrustProxy),
+		slog.String("INTAKE_SMTP_HOST", c.SMTPHost),
+		slog.Int("INTAKE_SMTP_PORT", c.SMTPPort),
+		slog.String("INTAKE_SMTP_TLS", c.SMTPTLS),
+		slog.String("INTAKE_SMTP_USERNAME", c.SMTPUsername),
+		slog.String("INTAKE_SMTP_PASSWORD", mask(c.SMTPPassword)),
+		slog.String("INTAKE_MAIL_FROM", c.MailFrom.String()),
+		slog.String("INTAKE_ANALYTICS_SINK", c.AnalyticsSink),
+		slog.String("INTAKE_ANALYTICS_URL", analyticsURL),
+	)
+}
+
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "xxxxx"
+}
+
+// redactDatabaseURL hides the password of a URL-form connection string;
+// keyword/value strings are hidden whole when they carry a password.
+func redactDatabaseURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		return u.Redacted()
+	}
+	if strings.Contains(s, "password") {
+		return "xxxxx"
+	}
+	return s
+}
+
+// reader collects one error per bad variable instead of stopping at the first.
+type reader struct {
+	getenv func(string) string
+	errs   []error
+	bad    map[string]bool
+}
+
+func (r *reader) str(name string) string {
+	if v := r.getenv(name); v != "" {
+		return v
+	}
+	return defaultOf(name)
+}
+
+func (r *reader) fail(name, msg string) {
+	if r.bad == nil {
+		r.bad = map[string]bool{}
+	}
+	r.bad[name] = true
+	r.errs = append(r.errs, fmt.Errorf("%s %s (got %q)", name, msg, r.shown(name)))
+}
+
+// shown is the value to quote in an error: secrets are never echoed.
+func (r *reader) shown(name string) string {
+	for _, v := range Vars {
+		if v.Name == name && v.Secret {
+			return "xxxxx"
+		}
+	}
+	return r.str(name)
+}
+
+func (r *reader) ok(names ...string) bool {
+	for _, n := range names {
+		if r.bad[n] {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *reader) err() error { return errors.Join(r.errs...) }
+
+func (r *reader) intIn(name string, lo, hi int) int {
+	n, err := strconv.Atoi(r.str(name))
+	if err != nil || n < lo || n > hi {
+		r.fail(name, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+	}
+	return n
+}
+
+func (r *reader) float(name string, lo, hi float64) float64 {
+	f, err := strconv.ParseFloat(r.str(name), 64)
+	if err != nil || f < lo || f > hi {
+		r.fail(name, fmt.Sprintf("must be a number from %g to %g", lo, hi))
+	}
+	return f
+}
+
+func (r *reader) boolean(name string) bool {
+	b, err := strconv.ParseBool(r.str(name))
+	if err != nil {
+		r.fail(name, "must be true or false")
+	}
+	return b
+}
+
+func (r *reader) duration(name string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(r.str(name))
+	if err != nil || d < lo || d > hi {
+		r.fail(name, fmt.Sprintf("must be a duration from %s to %s, like 30s or 5m", lo, hi))
+	}
+	return d
+}
+
+func (r *reader) oneOf(name string, allowed ...string) string {
+	v := r.str(name)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, "must be one of "+strings.Join(allowed, ", "))
+	return v
+}
+
+func (r *reader) addr(name string) string {
+	v := r.str(name)
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		r.fail(name, "must be host:port, like 127.0.0.1:8080")
+		return v
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		r.fail(name, "must have a port from 0 to 65535")
+	}
+	return v
+}
+
+func (r *reader) httpURL(name string, required bool) *url.URL {
+	v := r.str(name)
+	if v == "" && !required {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, "must be an absolute http or https URL")
+		return &url.URL{}
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u
+}
+
+func (r *reader) logLevel(name string) slog.Level {
+	var l slog.Level
+	v := r.oneOf(name, "debug", "info", "warn", "error")
+	_ = l.UnmarshalText([]byte(v))
+	return l
+}
+
+func defaultOf(name string) string {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	return ""
+}

@@ -1,0 +1,50 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/postgres"
+)
+
+type jobJSON struct {
+	Slug        string    `json:"slug"`
+	Title       string    `json:"title"`
+	Description string    `json:"description"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func toJobJSON(p application.Posting) jobJSON {
+	return jobJSON{Slug: p.Slug, Title: p.Title, Description: p.Description, Status: string(p.Status), CreatedAt: p.CreatedAt}
+}
+
+// handleListJobs lists the open postings.
+func handleListJobs(store *postgres.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		postings, err := store.OpenPostings(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		jobs := make([]jobJSON, len(postings))
+		for i, p := range postings {
+			jobs[i] = toJobJSON(p)
+		}
+		return c.JSON(http.StatusOK, map[string]any{"jobs": jobs})
+	}
+}
+
+// handleGetJob shows one posting, closed ones included (with their status),
+// so a client can tell "closed" from "never existed".
+func handleGetJob(store *postgres.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p, err := store.Posting(c.Request().Context(), c.Param("slug"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, toJobJSON(p))
+	}
+}

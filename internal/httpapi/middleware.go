@@ -1,0 +1,146 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
+)
+
+type requestIDKey struct{}
+
+// A client may send its own X-Request-Id to correlate logs; anything that
+// does not look like an id is replaced, so it cannot smuggle text into logs.
+var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestID gives every request an id, echoed in X-Request-Id on every
+// response and attached to every log line about the request.
+func requestID() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id := c.Request().Header.Get(echo.HeaderXRequestID)
+			if !clientRequestID.MatchString(id) {
+				id = uuid.NewString()
+			}
+			c.Set("request_id", id)
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			return next(c)
+		}
+	}
+}
+
+func requestIDOf(c echo.Context) string {
+	id, _ := c.Get("request_id").(string)
+	return id
+}
+
+// accessLog writes one JSON line per request. It logs the route pattern, not
+// the path, and never the query string: paths carry application ids and
+// query strings carry status tokens.
+func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				// Render the error now so the status logged is the one sent.
+				c.Error(err)
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("request_id", requestIDOf(c)),
+				slog.String("method", c.Request().Method),
+				slog.String("route", route),
+				slog.Int("status", c.Response().Status),
+				slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Int64("bytes", c.Response().Size),
+			)
+			return nil
+		}
+	}
+}
+
+// recoverPanics turns a panic in a handler into a logged 500.
+func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					if r == http.ErrAbortHandler {
+						panic(r)
+					}
+					logger.Error("handler panicked", "request_id", requestIDOf(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+// securityHeaders sets the headers every response should carry. The API
+// serves no HTML, so its policy forbids everything.
+func securityHeaders() echo.MiddlewareFunc {
+	return middleware.SecureWithConfig(middleware.SecureConfig{
+		ContentTypeNosniff:    "nosniff",
+		XFrameOptions:         "DENY",
+		ContentSecurityPolicy: "default-src 'none'; frame-ancestors 'none'",
+		// Status URLs carry a capability token; never leak it in a Referer.
+		ReferrerPolicy: "no-referrer",
+	})
+}
+
+// noStore keeps API answers (some carry status tokens) out of caches.
+func noStore() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "no-store")
+			return next(c)
+		}
+	}
+}
+
+// deadline bounds the request, database work included, so a request never
+// hangs on an unreachable database: it answers 503 when the time is up.
+func deadline(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
+// rateLimit allows perSecond requests per client address with a burst;
+// zero turns it off.
+func rateLimit(perSecond float64, burst int) echo.MiddlewareFunc {
+	if perSecond == 0 {
+		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
+	}
+	retryAfter := int(math.Ceil(1 / perSecond))
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate:      rate.Limit(perSecond),
+			Burst:     burst,
+			ExpiresIn: 3 * time.Minute,
+		}),
+		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+		DenyHandler: func(echo.Context, string, error) error {
+			return &rateLimitedError{retryAfter: retryAfter}
+		},
+	})
+}

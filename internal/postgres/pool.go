@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/intake/intake/internal/application"
+)
+
+// PoolOpts tunes a connection pool.
+type PoolOpts struct {
+	// MaxConns caps the pool; zero keeps pgx's default.
+	MaxConns int32
+	// LockTimeout, when set, bounds every lock wait on the pool's
+	// connections. The API sets it so a request waiting on another one that
+	// holds the same idempotency key gives up in time (SPEC section 3).
+	LockTimeout time.Duration
+	// ApplicationName shows in pg_stat_activity.
+	ApplicationName string
+}
+
+// NewPool opens a pool and checks that the database answers. It does not
+// fail when the database is merely down: the pool reconnects on its own, and
+// readiness reports the outage.
+func NewPool(ctx context.Context, url string, opts *PoolOpts) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if opts == nil {
+		opts = &PoolOpts{}
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	params := cfg.ConnConfig.RuntimeParams
+	if opts.LockTimeout > 0 {
+		params["lock_timeout"] = strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10)
+	}
+	if opts.ApplicationName != "" {
+		params["application_name"] = opts.ApplicationName
+	}
+	// A connection attempt must never outlast a request; pgx's default is
+	// to wait for the operating system.
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// classify turns a database error into a domain error where one applies.
+// Anything that means "the database is not there or not answering right now"
+// becomes application.ErrUnavailable, which the API answers with 503 and
+// Retry-After; the cause stays wrapped for the log.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return application.ErrNotFound
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", application.ErrUnavailable, err)
+	}
+	return err
+}
+
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code[:2] == "08", // connection exception
+			pgErr.Code[:2] == "53", // insufficient resources (too many connections, disk full)
+			pgErr.Code[:2] == "57", // operator intervention: shutdown, statement timeout, cancel
+			pgErr.Code == "55P03",  // lock_not_available: lock_timeout expired
+			pgErr.Code == "40001",  // serialization_failure
+			pgErr.Code == "40P01",  // deadlock_detected
+			pgErr.Code == "25006":  // read_only_sql_transaction: a standby during failover
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		pgconn.Timeout(err) || pgconn.SafeToRetry(err) || errors.Is(err, pgx.ErrTxClosed)
+}
+
+// lockTimeout reports whether err is an expired lock_timeout.
+func lockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}

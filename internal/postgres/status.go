@@ -1,0 +1,30 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/postgres/dbsqlc"
+)
+
+// ApplicationStatus returns what the holder of an application's status token
+// may see. An unknown id and a wrong token both give ErrNotFound.
+func (s *Store) ApplicationStatus(ctx context.Context, id string, tokenHash []byte) (application.Status, error) {
+	appID, err := uuid.Parse(id)
+	if err != nil {
+		return application.Status{}, application.ErrNotFound
+	}
+	row, err := s.q.ApplicationStatusGet(ctx, dbsqlc.ApplicationStatusGetParams{ID: appID, StatusTokenHash: tokenHash})
+	if err != nil {
+		return application.Status{}, classify(err)
+	}
+	return application.Status{
+		ID:         row.ID.String(),
+		ReceivedAt: row.ReceivedAt,
+		// No worker sends mail yet, so every confirmation is queued; the
+		// delivery ledger takes over with the worker.
+		Email: application.EmailStatus{State: application.EmailQueued},
+	}, nil
+}
