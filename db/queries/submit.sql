@@ -5,8 +5,13 @@
 -- Claims the key for this transaction. When another transaction holds the
 -- same key uncommitted, this waits for it (bounded by lock_timeout); when the
 -- key is already committed, it returns no row.
+-- The key lives until @expires_at but never less than 24 hours after
+-- created_at (the transaction's now()): the caller computes @expires_at from
+-- its own clock, before the transaction started, so with a 24h TTL it falls
+-- short of the table's idempotency_keys_lifetime check.
 INSERT INTO idempotency_keys (key, fingerprint, state, expires_at)
-VALUES (@key, @fingerprint, 'processing', @expires_at)
+VALUES (@key, @fingerprint, 'processing',
+        greatest(@expires_at::timestamptz, now() + interval '24 hours'))
 ON CONFLICT (key) DO NOTHING
 RETURNING key;
 

@@ -174,10 +174,20 @@ func mask(secret string) string {
 	return "xxxxx"
 }
 
-// redactDatabaseURL hides the password of a URL-form connection string;
-// keyword/value strings are hidden whole when they carry a password.
+// redactDatabaseURL hides the password of a URL-form connection string (in
+// the userinfo or, as pgx also accepts, in a password or sslpassword query
+// parameter); keyword/value strings are hidden whole when they carry a
+// password.
 func redactDatabaseURL(s string) string {
 	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		if q := u.Query(); strings.Contains(u.RawQuery, "password") {
+			for k := range q {
+				if strings.Contains(k, "password") {
+					q.Set(k, "xxxxx")
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
 		return u.Redacted()
 	}
 	if strings.Contains(s, "password") {

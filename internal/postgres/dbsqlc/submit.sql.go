@@ -63,7 +63,8 @@ func (q *Queries) ApplicationInsert(ctx context.Context, arg ApplicationInsertPa
 const idempotencyKeyClaim = `-- name: IdempotencyKeyClaim :one
 
 INSERT INTO idempotency_keys (key, fingerprint, state, expires_at)
-VALUES ($1, $2, 'processing', $3)
+VALUES ($1, $2, 'processing',
+        greatest($3::timestamptz, now() + interval '24 hours'))
 ON CONFLICT (key) DO NOTHING
 RETURNING key
 `
@@ -79,6 +80,10 @@ type IdempotencyKeyClaimParams struct {
 // Claims the key for this transaction. When another transaction holds the
 // same key uncommitted, this waits for it (bounded by lock_timeout); when the
 // key is already committed, it returns no row.
+// The key lives until @expires_at but never less than 24 hours after
+// created_at (the transaction's now()): the caller computes @expires_at from
+// its own clock, before the transaction started, so with a 24h TTL it falls
+// short of the table's idempotency_keys_lifetime check.
 func (q *Queries) IdempotencyKeyClaim(ctx context.Context, arg IdempotencyKeyClaimParams) (string, error) {
 	row := q.db.QueryRow(ctx, idempotencyKeyClaim, arg.Key, arg.Fingerprint, arg.ExpiresAt)
 	var key string

@@ -1,0 +1,68 @@
+package application_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/intake/intake/internal/application"
+)
+
+func TestNewPostingValidate(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name   string
+		p      application.NewPosting
+		fields []string
+		msg    string
+	}{
+		{name: "valid", p: application.NewPosting{Slug: "senior-go-engineer", Title: "Senior Go Engineer", Description: "Build Intake."}},
+		{name: "no description", p: application.NewPosting{Slug: "go", Title: "Go"}},
+		{name: "digits", p: application.NewPosting{Slug: "2026-intern-42", Title: "Intern"}},
+		{name: "slug missing", p: application.NewPosting{Title: "T"}, fields: []string{"slug"}, msg: "required"},
+		{name: "slug only whitespace", p: application.NewPosting{Slug: "  ", Title: "T"}, fields: []string{"slug"}, msg: "required"},
+		{name: "slug at limit", p: application.NewPosting{Slug: strings.Repeat("a", application.MaxSlugLen), Title: "T"}},
+		{name: "slug one over limit", p: application.NewPosting{Slug: strings.Repeat("a", application.MaxSlugLen+1), Title: "T"}, fields: []string{"slug"}, msg: "100"},
+		{name: "slug upper case", p: application.NewPosting{Slug: "Go-Engineer", Title: "T"}, fields: []string{"slug"}, msg: "lower-case"},
+		{name: "slug double dash", p: application.NewPosting{Slug: "go--engineer", Title: "T"}, fields: []string{"slug"}},
+		{name: "slug leading dash", p: application.NewPosting{Slug: "-go", Title: "T"}, fields: []string{"slug"}},
+		{name: "slug trailing dash", p: application.NewPosting{Slug: "go-", Title: "T"}, fields: []string{"slug"}},
+		{name: "slug underscore", p: application.NewPosting{Slug: "go_engineer", Title: "T"}, fields: []string{"slug"}},
+		{name: "slug space", p: application.NewPosting{Slug: "go engineer", Title: "T"}, fields: []string{"slug"}},
+		{name: "slug slash", p: application.NewPosting{Slug: "go/engineer", Title: "T"}, fields: []string{"slug"}},
+		{name: "slug non-ASCII", p: application.NewPosting{Slug: "größe", Title: "T"}, fields: []string{"slug"}},
+		{name: "title missing", p: application.NewPosting{Slug: "go"}, fields: []string{"title"}, msg: "required"},
+		{name: "title only whitespace", p: application.NewPosting{Slug: "go", Title: "\t \n"}, fields: []string{"title"}, msg: "required"},
+		{name: "title at limit in multi-byte characters", p: application.NewPosting{Slug: "go", Title: strings.Repeat("é", application.MaxTitleLen)}},
+		{name: "title one over limit", p: application.NewPosting{Slug: "go", Title: strings.Repeat("é", application.MaxTitleLen+1)}, fields: []string{"title"}, msg: "200"},
+		{name: "description at limit in multi-byte characters", p: application.NewPosting{Slug: "go", Title: "T", Description: strings.Repeat("ü", application.MaxDescriptionLen)}},
+		{name: "description one over limit", p: application.NewPosting{Slug: "go", Title: "T", Description: strings.Repeat("ü", application.MaxDescriptionLen+1)}, fields: []string{"description"}, msg: "20000"},
+		{name: "description multiline", p: application.NewPosting{Slug: "go", Title: "T", Description: "Line one.\n\nLine two."}},
+		{name: "everything wrong", p: application.NewPosting{Slug: "Nope!", Title: "", Description: strings.Repeat("x", application.MaxDescriptionLen+1)},
+			fields: []string{"slug", "title", "description"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := tt.p
+			got := fieldErrors(t, p.Validate())
+			if len(tt.fields) == 0 {
+				require.Empty(t, got, "want valid")
+				return
+			}
+			require.ElementsMatch(t, tt.fields, fields(got))
+			if tt.msg != "" {
+				require.Contains(t, got[tt.fields[0]], tt.msg)
+			}
+		})
+	}
+}
+
+func TestNewPostingValidateTrimsInPlace(t *testing.T) {
+	t.Parallel()
+	p := application.NewPosting{Slug: "  go-engineer\n", Title: "\t Go Engineer ", Description: "\n About the role. \n"}
+	require.NoError(t, p.Validate())
+	require.Equal(t, application.NewPosting{Slug: "go-engineer", Title: "Go Engineer", Description: "About the role."}, p)
+}

@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"testing"
+	"unicode/utf8"
+
+	"github.com/intake/intake/internal/application"
+)
+
+// FuzzDecodeSubmit feeds arbitrary bodies through the submit endpoint's
+// decoding and validation. Whatever the input, it must not panic, and what
+// it accepts must satisfy the database's constraints (so a valid request can
+// never turn into a 500). `go test` runs the seed corpus; `go test -fuzz
+// FuzzDecodeSubmit ./internal/httpapi` explores.
+func FuzzDecodeSubmit(f *testing.F) {
+	for _, seed := range []string{
+		`{"full_name":"Ada Lovelace","email":"ada@example.com"}`,
+		`{"full_name":"Ada","email":"ada@example.com","phone":"+44 20 7946 0000","cover_letter":"Hi\nthere","links":["https://a.example"]}`,
+		`{"full_name":"  Ada ","email":" ADA@EXAMPLE.COM "}`,
+		`{"full_name":"Ada","email":"Ada <ada@example.com>"}`,
+		`{"full_name":"A\u0000da","email":"ada@example.com"}`,
+		`{"full_name":"Ada","email":"ada@example.com","links":["javascript:alert(1)"]}`,
+		`{"full_name":"Ada","email":"ada@example.com"} trailing`,
+		`{"full_name":1}`,
+		`{"unknown":true}`,
+		`[]`, `null`, `"x"`, ``, `{`, "\xff\xfe",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req submitRequest
+		if err := decodeObject(body, &req); err != nil {
+			if _, ok := err.(*badRequestError); !ok {
+				t.Fatalf("decode error of unexpected type %T: %v", err, err)
+			}
+			return
+		}
+		a := application.Applicant{FullName: req.FullName, Email: req.Email, Phone: req.Phone, CoverLetter: req.CoverLetter, Links: req.Links}
+		err := a.Validate()
+		if err != nil {
+			if _, ok := err.(*application.ValidationError); !ok {
+				t.Fatalf("validation error of unexpected type %T: %v", err, err)
+			}
+			return
+		}
+		// Accepted: everything must fit the schema's CHECK constraints and
+		// be storable text.
+		checkLen(t, "full_name", a.FullName, 1, application.MaxFullNameLen)
+		checkLen(t, "email", a.Email, 3, application.MaxEmailLen)
+		checkLen(t, "email_normalized", application.NormalizeEmail(a.Email), 3, application.MaxEmailLen)
+		if a.Phone != "" {
+			checkLen(t, "phone", a.Phone, 1, application.MaxPhoneLen)
+		}
+		if a.CoverLetter != "" {
+			checkLen(t, "cover_letter", a.CoverLetter, 1, application.MaxCoverLetterLen)
+		}
+		if len(a.Links) > application.MaxLinks {
+			t.Fatalf("%d links accepted", len(a.Links))
+		}
+		for _, l := range a.Links {
+			checkLen(t, "link", l, 1, application.MaxLinkLen)
+		}
+		// The fingerprint is deterministic.
+		if string(fingerprint("s", a)) != string(fingerprint("s", a)) {
+			t.Fatal("fingerprint not deterministic")
+		}
+	})
+}
+
+func checkLen(t *testing.T, field, s string, lo, hi int) {
+	t.Helper()
+	if !utf8.ValidString(s) {
+		t.Fatalf("%s accepted invalid UTF-8 %q", field, s)
+	}
+	for _, r := range s {
+		if r == 0 {
+			t.Fatalf("%s accepted a NUL byte", field)
+		}
+	}
+	if n := utf8.RuneCountInString(s); n < lo || n > hi {
+		t.Fatalf("%s accepted with %d characters, want %d..%d", field, n, lo, hi)
+	}
+}
