@@ -19,7 +19,8 @@ import (
 const usage = `usage: intakectl <command> [flags]
 
 commands:
-  migrate                                   apply River's and Intake's migrations (idempotent)
+  migrate                                   create the database if missing, apply River's and
+                                            Intake's migrations (idempotent)
   postings add --slug S --title T [--description D]
                                             create an open posting
   postings close S                          stop taking applications for S
@@ -43,6 +44,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := logging.New(stderr, cfg.LogLevel, "intakectl")
 
+	if args[0] == "migrate" {
+		created, err := migrate.EnsureDatabase(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintln(stdout, "created the database")
+		}
+	}
 	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, &postgres.PoolOpts{MaxConns: 2, ApplicationName: "intakectl"})
 	if err != nil {
 		return err

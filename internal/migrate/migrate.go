@@ -100,6 +100,16 @@ var ErrSchemaOutdated = errors.New("schema not at the expected version")
 // Check reports whether both schemas are at the versions this binary was
 // built with.
 func (m *Migrator) Check(ctx context.Context) error {
+	// Check only reads: goose creates its version table when asked for
+	// versions and it is missing, which would make /readyz run DDL and race
+	// a concurrent Up.
+	var installed bool
+	if err := m.pool.QueryRow(ctx, "SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&installed); err != nil {
+		return fmt.Errorf("read Intake schema version: %w", err)
+	}
+	if !installed {
+		return fmt.Errorf("%w: Intake schema not installed", ErrSchemaOutdated)
+	}
 	current, target, err := m.goose.GetVersions(ctx)
 	if err != nil {
 		return fmt.Errorf("read Intake schema version: %w", err)

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/postgres"
+	"github.com/intake/intake/internal/testkit"
+)
+
+// emptyDB creates a database with nothing in it (not cloned from the
+// migrated template) and drops it when the test ends.
+func emptyDB(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	server := testkit.ServerURL()
+	conn, err := pgx.Connect(ctx, server)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+
+	name := "intakectl_empty_" + strings.ToLower(rand.Text()[:12])
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+
+	u, err := url.Parse(server)
+	require.NoError(t, err)
+	u.Path = "/" + name
+	return u.String()
+}
+
+// ctl runs intakectl against one database, as an operator would.
+type ctl struct {
+	t     *testing.T
+	dbURL string
+	env   map[string]string
+}
+
+func newCtl(t *testing.T, dbURL string) *ctl {
+	return &ctl{t: t, dbURL: dbURL, env: map[string]string{"DATABASE_URL": dbURL}}
+}
+
+func (c *ctl) getenv(name string) string { return c.env[name] }
+
+// run runs one command and returns what it printed and logged.
+func (c *ctl) run(args ...string) (stdout, stderr string, err error) {
+	c.t.Helper()
+	var out, logs bytes.Buffer
+	err = run(context.Background(), args, c.getenv, &out, &logs)
+	return out.String(), logs.String(), err
+}
+
+// ok runs a command that must succeed and returns its output.
+func (c *ctl) ok(args ...string) string {
+	c.t.Helper()
+	out, logs, err := c.run(args...)
+	require.NoError(c.t, err, "intakectl %s\nlogs: %s", strings.Join(args, " "), logs)
+	return out
+}
+
+// listed runs `postings list` and returns slug → status, checking the
+// table's header and that each row shows its title.
+func (c *ctl) listed(titles map[string]string) map[string]string {
+	c.t.Helper()
+	lines := strings.Split(strings.TrimRight(c.ok("postings", "list"), "\n"), "\n")
+	require.Equal(c.t, []string{"SLUG", "STATUS", "CREATED", "TITLE"}, strings.Fields(lines[0]))
+	got := map[string]string{}
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		require.GreaterOrEqual(c.t, len(f), 5, "row %q", line) // slug, status, date, time, title...
+		got[f[0]] = f[1]
+		if want, ok := titles[f[0]]; ok {
+			require.Equal(c.t, want, strings.Join(f[4:], " "), "title of %s", f[0])
+		}
+	}
+	return got
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	c := newCtl(t, emptyDB(t))
+
+	out, logs, err := c.run("migrate")
+	require.NoError(t, err, logs)
+	require.Equal(t, "schema up to date\n", out)
+	require.Contains(t, logs, "applied River migration")
+	require.Contains(t, logs, "applied Intake migration")
+
+	// Idempotent: a second run succeeds and applies nothing.
+	out, logs, err = c.run("migrate")
+	require.NoError(t, err, logs)
+	require.Equal(t, "schema up to date\n", out)
+	require.NotContains(t, logs, "applied")
+
+	// The schema is usable: postings can be added right away.
+	c.ok("postings", "add", "--slug", "first", "--title", "First")
+	require.Equal(t, map[string]string{"first": "open"}, c.listed(nil))
+}
+
+func TestPostings(t *testing.T) {
+	t.Parallel()
+	c := newCtl(t, testkit.NewDB(t))
+
+	require.Empty(t, c.listed(nil), "a fresh database has no postings")
+
+	out := c.ok("postings", "add", "--slug", "s", "--title", "T")
+	require.Equal(t, "created posting s (open)\n", out)
+	out = c.ok("postings", "add", "--slug", "  go-engineer ", "--title", "Senior Go Engineer",
+		"--description", "Build Intake.")
+	require.Equal(t, "created posting go-engineer (open)\n", out, "the slug is trimmed")
+
+	titles := map[string]string{"s": "T", "go-engineer": "Senior Go Engineer"}
+	require.Equal(t, map[string]string{"s": "open", "go-engineer": "open"}, c.listed(titles))
+
+	require.Equal(t, "posting s is closed\n", c.ok("postings", "close", "s"))
+	require.Equal(t, map[string]string{"s": "closed", "go-engineer": "open"}, c.listed(titles))
+
+	// Closing twice is harmless.
+	require.Equal(t, "posting s is closed\n", c.ok("postings", "close", "s"))
+
+	require.Equal(t, "posting s is open\n", c.ok("postings", "open", "s"))
+	require.Equal(t, map[string]string{"s": "open", "go-engineer": "open"}, c.listed(titles))
+
+	// What intakectl wrote is what the API reads.
+	pool, err := postgres.NewPool(context.Background(), c.dbURL, nil)
+	require.NoError(t, err)
+	defer pool.Close()
+	p, err := postgres.NewStore(pool).Posting(context.Background(), "go-engineer")
+	require.NoError(t, err)
+	require.Equal(t, "Build Intake.", p.Description)
+	require.Equal(t, application.PostingOpen, p.Status)
+}
+
+func TestPostingsErrors(t *testing.T) {
+	t.Parallel()
+	c := newCtl(t, testkit.NewDB(t))
+	c.ok("postings", "add", "--slug", "taken", "--title", "Taken")
+
+	t.Run("bad slug", func(t *testing.T) {
+		t.Parallel()
+		_, _, err := c.run("postings", "add", "--slug", "Not A Slug", "--title", "T")
+		require.ErrorContains(t, err, "slug")
+		var v *application.ValidationError
+		require.ErrorAs(t, err, &v)
+		require.Equal(t, "slug", v.Errors[0].Field)
+		require.Len(t, v.Errors, 1)
+	})
+
+	t.Run("missing title", func(t *testing.T) {
+		t.Parallel()
+		_, _, err := c.run("postings", "add", "--slug", "no-title")
+		require.ErrorContains(t, err, "title")
+	})
+
+	t.Run("slug taken", func(t *testing.T) {
+		t.Parallel()
+		_, _, err := c.run("postings", "add", "--slug", "taken", "--title", "Again")
+		require.ErrorIs(t, err, postgres.ErrSlugTaken)
+	})
+
+	t.Run("close unknown slug", func(t *testing.T) {
+		t.Parallel()
+		_, _, err := c.run("postings", "close", "nope")
+		require.EqualError(t, err, `no posting with slug "nope"`)
+	})
+
+	t.Run("open unknown slug", func(t *testing.T) {
+		t.Parallel()
+		_, _, err := c.run("postings", "open", "nope")
+		require.EqualError(t, err, `no posting with slug "nope"`)
+	})
+
+	// Nothing above changed what is stored.
+	t.Cleanup(func() {
+		require.Equal(t, map[string]string{"taken": "open"}, c.listed(map[string]string{"taken": "Taken"}))
+	})
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	c := newCtl(t, testkit.NewDB(t))
+
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"no command", nil, "no command"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"postings without subcommand", []string{"postings"}, "postings needs a subcommand"},
+		{"unknown postings subcommand", []string{"postings", "delete", "s"}, `unknown postings subcommand "delete"`},
+		{"unknown flag", []string{"postings", "add", "--slug", "s", "--title", "T", "--salary", "1"}, "salary"},
+		{"stray argument", []string{"postings", "add", "--slug", "s", "--title", "T", "extra"}, "unexpected arguments: extra"},
+		{"close without slug", []string{"postings", "close"}, "takes exactly one slug"},
+		{"close two slugs", []string{"postings", "close", "a", "b"}, "takes exactly one slug"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, _, err := c.run(tt.args...)
+			var usage usageError
+			require.ErrorAs(t, err, &usage, "main exits 2 on a usage error")
+			require.Contains(t, err.Error(), tt.msg)
+			require.Contains(t, err.Error(), "usage: intakectl", "the usage text is shown")
+			require.Empty(t, out)
+		})
+	}
+	// None of them created anything.
+	t.Cleanup(func() { require.Empty(t, c.listed(nil)) })
+}
+
+func TestBadConfig(t *testing.T) {
+	t.Parallel()
+	c := newCtl(t, "postgres://postgres@127.0.0.1:1/never-used?sslmode=disable")
+	c.env["INTAKE_LOG_LEVEL"] = "verbose"
+	out, logs, err := c.run("migrate")
+	require.ErrorContains(t, err, "INTAKE_LOG_LEVEL")
+	var usage usageError
+	require.NotErrorAs(t, err, &usage, "a bad environment is not a command-line mistake")
+	require.Empty(t, out)
+	require.Empty(t, logs)
+}
