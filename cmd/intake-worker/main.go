@@ -1,11 +1,11 @@
-// Command intake-worker will drain the outbox through River: confirmation
-// emails and analytics events. It is not built yet (issue: the worker).
+// Command intake-worker drains the outbox through River: it relays committed
+// events into jobs and works them (confirmation email, analytics record).
+// Configuration comes from the environment; see the README.
 package main
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,13 +13,14 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	go func() {
+		// After the first signal, restore the default handling: a second
+		// SIGINT or SIGTERM ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "intake-worker:", err)
 		os.Exit(1)
 	}
-}
-
-func run(context.Context, func(string) string, io.Writer) error {
-	return fmt.Errorf("not built yet: applications are stored with their outbox events, which wait for the worker")
 }

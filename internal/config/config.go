@@ -46,6 +46,18 @@ type Config struct {
 
 	AnalyticsSink string
 	AnalyticsURL  *url.URL
+
+	// The worker.
+	EmailConcurrency     int
+	AnalyticsConcurrency int
+	RelayPollInterval    time.Duration
+	RelayBatch           int
+	SMTPTimeout          time.Duration
+	JobTimeout           time.Duration
+	RescueAfter          time.Duration
+	RetryBase            time.Duration
+	RetryMax             time.Duration
+	RetryFor             time.Duration
 }
 
 // Var describes one environment variable: its name, default and meaning.
@@ -81,6 +93,16 @@ var Vars = []Var{
 	{Name: "INTAKE_MAIL_FROM", Default: "Intake <no-reply@intake.localhost>", Help: "sender address"},
 	{Name: "INTAKE_ANALYTICS_SINK", Default: "postgres", Help: "postgres or http"},
 	{Name: "INTAKE_ANALYTICS_URL", Default: "", Help: "endpoint for the http sink"},
+	{Name: "INTAKE_EMAIL_CONCURRENCY", Default: "20", Help: "confirmation emails sent at once per worker"},
+	{Name: "INTAKE_ANALYTICS_CONCURRENCY", Default: "10", Help: "analytics records sent at once per worker (own queue, so a sink outage never delays email)"},
+	{Name: "INTAKE_RELAY_POLL_INTERVAL", Default: "1s", Help: "how often the relay looks for events when no notification woke it"},
+	{Name: "INTAKE_RELAY_BATCH", Default: "500", Help: "events the relay dispatches per transaction"},
+	{Name: "INTAKE_SMTP_TIMEOUT", Default: "10s", Help: "timeout for the SMTP dial and each SMTP command"},
+	{Name: "INTAKE_JOB_TIMEOUT", Default: "30s", Help: "longest a job may run before it is cancelled and retried"},
+	{Name: "INTAKE_RESCUE_AFTER", Default: "1m", Help: "a job still running after this long (its worker died) is run again by any worker"},
+	{Name: "INTAKE_RETRY_BASE", Default: "10s", Help: "first retry delay; doubles per attempt"},
+	{Name: "INTAKE_RETRY_MAX", Default: "30m", Help: "longest delay between retries"},
+	{Name: "INTAKE_RETRY_FOR", Default: "72h", Help: "how long a failing email or analytics job keeps being retried before it is given up"},
 }
 
 // Load reads and validates every variable. The error names each bad
@@ -131,6 +153,28 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AnalyticsSink = r.oneOf("INTAKE_ANALYTICS_SINK", "postgres", "http")
 	c.AnalyticsURL = r.httpURL("INTAKE_ANALYTICS_URL", c.AnalyticsSink == "http")
 
+	c.EmailConcurrency = r.intIn("INTAKE_EMAIL_CONCURRENCY", 1, 10000)
+	c.AnalyticsConcurrency = r.intIn("INTAKE_ANALYTICS_CONCURRENCY", 1, 10000)
+	c.RelayPollInterval = r.duration("INTAKE_RELAY_POLL_INTERVAL", 10*time.Millisecond, time.Minute)
+	c.RelayBatch = r.intIn("INTAKE_RELAY_BATCH", 1, 10000)
+	c.SMTPTimeout = r.duration("INTAKE_SMTP_TIMEOUT", 100*time.Millisecond, 5*time.Minute)
+	c.JobTimeout = r.duration("INTAKE_JOB_TIMEOUT", time.Second, time.Hour)
+	c.RescueAfter = r.duration("INTAKE_RESCUE_AFTER", 2*time.Second, 24*time.Hour)
+	if c.SMTPTimeout >= c.JobTimeout && r.ok("INTAKE_SMTP_TIMEOUT", "INTAKE_JOB_TIMEOUT") {
+		r.fail("INTAKE_SMTP_TIMEOUT", "must be shorter than INTAKE_JOB_TIMEOUT")
+	}
+	// A job is rescued only once it cannot still be running: its own timeout
+	// must have cancelled it first, or a slow job would run twice.
+	if c.RescueAfter <= c.JobTimeout && r.ok("INTAKE_RESCUE_AFTER", "INTAKE_JOB_TIMEOUT") {
+		r.fail("INTAKE_RESCUE_AFTER", "must be longer than INTAKE_JOB_TIMEOUT")
+	}
+	c.RetryBase = r.duration("INTAKE_RETRY_BASE", time.Millisecond, time.Hour)
+	c.RetryMax = r.duration("INTAKE_RETRY_MAX", time.Millisecond, 24*time.Hour)
+	if c.RetryMax < c.RetryBase && r.ok("INTAKE_RETRY_BASE", "INTAKE_RETRY_MAX") {
+		r.fail("INTAKE_RETRY_MAX", "must not be shorter than INTAKE_RETRY_BASE")
+	}
+	c.RetryFor = r.duration("INTAKE_RETRY_FOR", time.Second, 365*24*time.Hour)
+
 	return c, r.err()
 }
 
@@ -164,6 +208,16 @@ func (c Config) LogValue() slog.Value {
 		slog.String("INTAKE_MAIL_FROM", c.MailFrom.String()),
 		slog.String("INTAKE_ANALYTICS_SINK", c.AnalyticsSink),
 		slog.String("INTAKE_ANALYTICS_URL", analyticsURL),
+		slog.Int("INTAKE_EMAIL_CONCURRENCY", c.EmailConcurrency),
+		slog.Int("INTAKE_ANALYTICS_CONCURRENCY", c.AnalyticsConcurrency),
+		slog.String("INTAKE_RELAY_POLL_INTERVAL", c.RelayPollInterval.String()),
+		slog.Int("INTAKE_RELAY_BATCH", c.RelayBatch),
+		slog.String("INTAKE_SMTP_TIMEOUT", c.SMTPTimeout.String()),
+		slog.String("INTAKE_JOB_TIMEOUT", c.JobTimeout.String()),
+		slog.String("INTAKE_RESCUE_AFTER", c.RescueAfter.String()),
+		slog.String("INTAKE_RETRY_BASE", c.RetryBase.String()),
+		slog.String("INTAKE_RETRY_MAX", c.RetryMax.String()),
+		slog.String("INTAKE_RETRY_FOR", c.RetryFor.String()),
 	)
 }
 

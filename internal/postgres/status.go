@@ -23,8 +23,10 @@ func (s *Store) ApplicationStatus(ctx context.Context, id string, tokenHash []by
 	return application.Status{
 		ID:         row.ID.String(),
 		ReceivedAt: row.ReceivedAt,
-		// No worker sends mail yet, so every confirmation is queued; the
-		// delivery ledger takes over with the worker.
-		Email: application.EmailStatus{State: application.EmailQueued},
+		Email: application.EmailStatus{
+			State:         application.EmailState(row.DeliveryState),
+			Attempts:      int(row.DeliveryAttempts),
+			LastAttemptAt: row.LastAttemptAt,
+		},
 	}, nil
 }

@@ -15,10 +15,6 @@ import (
 	"github.com/intake/intake/internal/postgres/dbsqlc"
 )
 
-// EventApplicationSubmitted is the kind of the outbox event every
-// application is stored with.
-const EventApplicationSubmitted = "application.submitted"
-
 // submittedPayload is the event's payload: ids only, so erasing an applicant
 // never has to chase copies of their data (SPEC section 6).
 type submittedPayload struct {
@@ -90,7 +86,7 @@ func (s *Store) Submit(ctx context.Context, sub application.Submission) (applica
 
 		if err := q.OutboxEventInsert(ctx, dbsqlc.OutboxEventInsertParams{
 			ID:          eventID,
-			Kind:        EventApplicationSubmitted,
+			Kind:        application.EventSubmitted,
 			AggregateID: appID,
 			Payload:     payload,
 		}); err != nil {

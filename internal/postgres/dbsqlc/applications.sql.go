@@ -13,9 +13,13 @@ import (
 )
 
 const applicationStatusGet = `-- name: ApplicationStatusGet :one
-SELECT id, received_at
-FROM applications
-WHERE id = $1 AND status_token_hash = $2
+SELECT a.id, a.received_at,
+       coalesce(d.state, 'queued')::text AS delivery_state,
+       coalesce(d.attempts, 0)::integer AS delivery_attempts,
+       d.last_attempt_at
+FROM applications a
+LEFT JOIN deliveries d ON d.application_id = a.id
+WHERE a.id = $1 AND a.status_token_hash = $2
 `
 
 type ApplicationStatusGetParams struct {
@@ -24,14 +28,23 @@ type ApplicationStatusGetParams struct {
 }
 
 type ApplicationStatusGetRow struct {
-	ID         uuid.UUID
-	ReceivedAt time.Time
+	ID               uuid.UUID
+	ReceivedAt       time.Time
+	DeliveryState    string
+	DeliveryAttempts int32
+	LastAttemptAt    *time.Time
 }
 
 // A wrong token finds nothing, exactly like an unknown id.
 func (q *Queries) ApplicationStatusGet(ctx context.Context, arg ApplicationStatusGetParams) (ApplicationStatusGetRow, error) {
 	row := q.db.QueryRow(ctx, applicationStatusGet, arg.ID, arg.StatusTokenHash)
 	var i ApplicationStatusGetRow
-	err := row.Scan(&i.ID, &i.ReceivedAt)
+	err := row.Scan(
+		&i.ID,
+		&i.ReceivedAt,
+		&i.DeliveryState,
+		&i.DeliveryAttempts,
+		&i.LastAttemptAt,
+	)
 	return i, err
 }

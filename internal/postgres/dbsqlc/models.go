@@ -11,6 +11,15 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type AnalyticsEvent struct {
+	EventID       uuid.UUID
+	Kind          string
+	ApplicationID uuid.UUID
+	PostingSlug   string
+	OccurredAt    time.Time
+	RecordedAt    time.Time
+}
+
 type Application struct {
 	ID              uuid.UUID
 	PostingID       int64
@@ -22,6 +31,18 @@ type Application struct {
 	Links           []string
 	ReceivedAt      time.Time
 	StatusTokenHash []byte
+}
+
+type Delivery struct {
+	ApplicationID  uuid.UUID
+	State          string
+	Attempts       int32
+	LastAttemptAt  *time.Time
+	LastErrorClass pgtype.Text
+	LastSmtpCode   pgtype.Int2
+	SentAt         *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 type IdempotencyKey struct {

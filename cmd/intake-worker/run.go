@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/intake/intake/internal/analytics"
+	"github.com/intake/intake/internal/config"
+	"github.com/intake/intake/internal/job"
+	"github.com/intake/intake/internal/logging"
+	"github.com/intake/intake/internal/mail"
+	"github.com/intake/intake/internal/migrate"
+	"github.com/intake/intake/internal/ops"
+	"github.com/intake/intake/internal/outbox"
+	"github.com/intake/intake/internal/postgres"
+)
+
+// run is the whole worker: config, database, River client, relay, ops
+// listener, and the shutdown order that loses nothing. It returns when ctx
+// is cancelled and running jobs have finished or been cancelled.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	// Config.
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := logging.New(stdout, cfg.LogLevel, "intake-worker")
+	logger.Info("starting", "config", cfg)
+
+	// Database.
+	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, &postgres.PoolOpts{
+		// Every email and analytics worker may hold a connection, plus the
+		// relay and River's own maintenance.
+		MaxConns:        max(cfg.DBMaxConns, int32(cfg.EmailConcurrency+cfg.AnalyticsConcurrency+4)),
+		ApplicationName: "intake-worker",
+	})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	migrator, err := migrate.New(pool, logger)
+	if err != nil {
+		return err
+	}
+	defer migrator.Close()
+	store := postgres.NewStore(pool)
+
+	// Wiring.
+	sender, err := mail.NewSender(mail.SMTPConfig{
+		Host:     cfg.SMTPHost,
+		Port:     cfg.SMTPPort,
+		TLS:      cfg.SMTPTLS,
+		Username: cfg.SMTPUsername,
+		Password: cfg.SMTPPassword,
+		From:     cfg.MailFrom,
+		Timeout:  cfg.SMTPTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	var sink analytics.Sink = analytics.PostgresSink{Store: store}
+	if cfg.AnalyticsSink == "http" {
+		sink = analytics.HTTPSink{URL: cfg.AnalyticsURL.String(), Client: &http.Client{Timeout: cfg.JobTimeout / 2}}
+	}
+	retry := job.RetrySchedule{Base: cfg.RetryBase, Max: cfg.RetryMax, For: cfg.RetryFor}
+	riverClient, err := job.NewClient(pool, job.Deps{Store: store, Sender: sender, Sink: sink, Logger: logger}, job.Settings{
+		EmailConcurrency:     cfg.EmailConcurrency,
+		AnalyticsConcurrency: cfg.AnalyticsConcurrency,
+		JobTimeout:           cfg.JobTimeout,
+		RescueAfter:          cfg.RescueAfter,
+		Retry:                retry,
+	})
+	if err != nil {
+		return fmt.Errorf("river client: %w", err)
+	}
+	relay := &outbox.Relay{
+		Store:        store,
+		River:        riverClient,
+		Logger:       logger,
+		Batch:        cfg.RelayBatch,
+		PollInterval: cfg.RelayPollInterval,
+		MaxAttempts:  retry.MaxAttempts(),
+		Listen: func(ctx context.Context, wake func()) {
+			postgres.Listen(ctx, cfg.DatabaseURL, postgres.OutboxChannel, logger, wake)
+		},
+	}
+
+	// Ops listener.
+	ln, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on INTAKE_OPS_ADDR: %w", err)
+	}
+	opsServer := &http.Server{
+		Handler: ops.Handler(func(ctx context.Context) error {
+			if err := store.Ping(ctx); err != nil {
+				return err
+			}
+			return migrator.Check(ctx)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() {
+		if err := opsServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("ops listener failed", "err", err)
+		}
+	}()
+	logger.Info("ops listening", "addr", ln.Addr().String())
+
+	// Work.
+	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { relay.Run(relayCtx) })
+	logger.Info("working", "retry_max_attempts", retry.MaxAttempts())
+
+	<-ctx.Done()
+	return shutdown(logger, cfg.ShutdownTimeout, stopRelay, &wg, riverClient, opsServer)
+}
+
+type stopper interface {
+	Stop(context.Context) error
+	StopAndCancel(context.Context) error
+}
+
+// shutdown stops in the order that loses nothing: the relay first (its
+// round commits or rolls back whole), then River stops fetching and lets
+// running jobs finish within the budget, then cancels what is left (those
+// jobs are retried), and the ops listener goes last.
+func shutdown(logger *slog.Logger, budget time.Duration, stopRelay func(), relayDone *sync.WaitGroup, river stopper, opsServer *http.Server) error {
+	logger.Info("shutting down", "budget", budget.String())
+	stopRelay()
+	relayDone.Wait()
+
+	softCtx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	err := river.Stop(softCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		logger.Warn("jobs still running at the end of the shutdown budget; cancelling them (they will be retried)")
+		hardCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = river.StopAndCancel(hardCtx)
+	}
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
+	defer cancelClose()
+	_ = opsServer.Shutdown(closeCtx)
+	if err != nil {
+		return fmt.Errorf("stop river: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

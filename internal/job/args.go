@@ -1,0 +1,80 @@
+package job
+
+import (
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/intake/intake/internal/application"
+)
+
+// Queues. Analytics has its own, with its own concurrency, so a sink that is
+// down for a day fills its queue and never delays email.
+const (
+	QueueEmail     = "email"
+	QueueAnalytics = "analytics"
+)
+
+// ConfirmationEmailArgs asks for the confirmation email of one application.
+type ConfirmationEmailArgs struct {
+	ApplicationID string `json:"application_id"`
+}
+
+func (ConfirmationEmailArgs) Kind() string { return "confirmation_email" }
+
+func (ConfirmationEmailArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueEmail}
+}
+
+// AnalyticsEventArgs asks for one event's analytics record. It carries the
+// whole (non-personal) record so the job does not depend on the outbox row
+// outliving its retries.
+type AnalyticsEventArgs struct {
+	EventID       string    `json:"event_id"`
+	EventKind     string    `json:"event_kind"`
+	ApplicationID string    `json:"application_id"`
+	PostingSlug   string    `json:"posting_slug"`
+	OccurredAt    time.Time `json:"occurred_at"`
+}
+
+func (AnalyticsEventArgs) Kind() string { return "analytics_event" }
+
+func (AnalyticsEventArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueAnalytics}
+}
+
+func (a AnalyticsEventArgs) event() application.Event {
+	return application.Event{
+		ID:            a.EventID,
+		Kind:          a.EventKind,
+		ApplicationID: a.ApplicationID,
+		PostingSlug:   a.PostingSlug,
+		OccurredAt:    a.OccurredAt,
+	}
+}
+
+// ForEvent returns the jobs an outbox event fans out to: for
+// application.submitted, the confirmation email and the analytics record.
+// maxAttempts comes from the retry schedule.
+func ForEvent(ev application.Event, maxAttempts int) []river.InsertManyParams {
+	analytics := river.InsertManyParams{
+		Args: AnalyticsEventArgs{
+			EventID:       ev.ID,
+			EventKind:     ev.Kind,
+			ApplicationID: ev.ApplicationID,
+			PostingSlug:   ev.PostingSlug,
+			OccurredAt:    ev.OccurredAt,
+		},
+		InsertOpts: &river.InsertOpts{Queue: QueueAnalytics, MaxAttempts: maxAttempts},
+	}
+	if ev.Kind != application.EventSubmitted {
+		return []river.InsertManyParams{analytics}
+	}
+	return []river.InsertManyParams{
+		{
+			Args:       ConfirmationEmailArgs{ApplicationID: ev.ApplicationID},
+			InsertOpts: &river.InsertOpts{Queue: QueueEmail, MaxAttempts: maxAttempts},
+		},
+		analytics,
+	}
+}

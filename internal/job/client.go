@@ -1,0 +1,79 @@
+package job
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/intake/intake/internal/analytics"
+	"github.com/intake/intake/internal/mail"
+	"github.com/intake/intake/internal/postgres"
+)
+
+// Settings tune the River client.
+type Settings struct {
+	EmailConcurrency     int
+	AnalyticsConcurrency int
+	// JobTimeout cancels a job's context after this long.
+	JobTimeout time.Duration
+	// RescueAfter is how long a job may stay running before River assumes
+	// its worker died and makes it available again. River's default is an
+	// hour; Intake wants a killed worker's emails out within about a minute.
+	// It must exceed JobTimeout, so a job that is merely slow has been
+	// cancelled by its own timeout before anyone else picks it up.
+	RescueAfter time.Duration
+	Retry       RetrySchedule
+}
+
+// Deps are what the workers use.
+type Deps struct {
+	Store  *postgres.Store
+	Sender *mail.Sender
+	Sink   analytics.Sink
+	Logger *slog.Logger
+}
+
+// NewClient returns a River client that works both queues. Start it to
+// work jobs; an unstarted client can still insert them.
+func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &ConfirmationEmailWorker{Store: d.Store, Sender: d.Sender, Retry: s.Retry, JobTimeout: s.JobTimeout})
+	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry, JobTimeout: s.JobTimeout})
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues: map[string]river.QueueConfig{
+			QueueEmail:     {MaxWorkers: s.EmailConcurrency},
+			QueueAnalytics: {MaxWorkers: s.AnalyticsConcurrency},
+		},
+		Workers:              workers,
+		JobTimeout:           s.JobTimeout,
+		RescueStuckJobsAfter: s.RescueAfter,
+		MaxAttempts:          s.Retry.MaxAttempts(),
+		ErrorHandler:         &errorHandler{logger: d.Logger},
+		Logger:               d.Logger,
+	})
+}
+
+// errorHandler logs job failures with the job's id, kind and attempt. Job
+// errors are built to carry no personal data (see mail.Failure), so the
+// error text is safe to log.
+type errorHandler struct{ logger *slog.Logger }
+
+func (h *errorHandler) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
+	h.logger.WarnContext(ctx, "job failed",
+		"job_id", job.ID, "kind", job.Kind, "queue", job.Queue,
+		"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "err", err)
+	return nil
+}
+
+func (h *errorHandler) HandlePanic(ctx context.Context, job *rivertype.JobRow, panicVal any, trace string) *river.ErrorHandlerResult {
+	h.logger.ErrorContext(ctx, "job panicked",
+		"job_id", job.ID, "kind", job.Kind, "queue", job.Queue,
+		"attempt", job.Attempt, "panic", panicVal, "stack", trace)
+	return nil
+}

@@ -1,0 +1,5 @@
+// Package job holds the River side of Intake: the job args (ids only, so
+// erasure never has to chase copies), the workers that send the
+// confirmation email and record the analytics event, their retry schedule,
+// and the River client's configuration.
+package job

@@ -1,0 +1,99 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/mail"
+	"github.com/intake/intake/internal/postgres"
+)
+
+// ConfirmationEmailWorker sends the confirmation email, at least once, with
+// the delivery ledger preventing every duplicate but one: a worker dying
+// between the SMTP server's acceptance and the ledger's commit.
+type ConfirmationEmailWorker struct {
+	river.WorkerDefaults[ConfirmationEmailArgs]
+	Store      *postgres.Store
+	Sender     *mail.Sender
+	Retry      RetrySchedule
+	JobTimeout time.Duration
+}
+
+// errGone cancels the job of an application that no longer exists (erased).
+var errGone = errors.New("application no longer exists; nothing to send")
+
+func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[ConfirmationEmailArgs]) error {
+	id := job.Args.ApplicationID
+	c, err := w.Store.Confirmation(ctx, id)
+	if errors.Is(err, application.ErrNotFound) {
+		return river.JobCancel(errGone)
+	}
+	if err != nil {
+		return err
+	}
+	// A job that runs again after a success (a rescue, a re-enqueue) sends
+	// nothing.
+	if c.State == application.EmailSent {
+		return nil
+	}
+
+	msg, err := mail.Confirmation(c, w.Sender.Domain())
+	if err != nil {
+		return fmt.Errorf("render confirmation: %w", err)
+	}
+	// Count the attempt before talking to the server, committed on its own.
+	if _, err := w.Store.DeliveryAttemptStart(ctx, id); errors.Is(err, postgres.ErrAlreadySent) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+
+	sendErr := w.Sender.Send(ctx, msg)
+	if sendErr == nil {
+		// Accepted: from here on, record it even if the job's context ends
+		// (shutdown), so that a resend is as unlikely as it can be.
+		recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return w.Store.DeliverySent(recordCtx, id, func(ctx context.Context, tx pgx.Tx) error {
+			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+			return err
+		})
+	}
+
+	var failure *mail.Failure
+	if !errors.As(sendErr, &failure) {
+		failure = &mail.Failure{}
+	}
+	switch {
+	case failure.Permanent:
+		if err := w.Store.DeliveryUnsent(ctx, id, application.EmailFailed, application.FailurePermanent, failure.Code); err != nil {
+			return err
+		}
+		return river.JobCancel(failure)
+	case job.Attempt >= job.MaxAttempts:
+		if err := w.Store.DeliveryUnsent(ctx, id, application.EmailFailed, application.FailureExhausted, failure.Code); err != nil {
+			return err
+		}
+		return failure
+	default:
+		if err := w.Store.DeliveryUnsent(ctx, id, application.EmailRetrying, application.FailureTemporary, failure.Code); err != nil {
+			return err
+		}
+		return failure
+	}
+}
+
+func (w *ConfirmationEmailWorker) NextRetry(job *river.Job[ConfirmationEmailArgs]) time.Time {
+	return w.Retry.next(time.Now(), job.Attempt)
+}
+
+func (w *ConfirmationEmailWorker) Timeout(*river.Job[ConfirmationEmailArgs]) time.Duration {
+	return w.JobTimeout
+}

@@ -1,0 +1,95 @@
+// Package outbox moves committed outbox events into River: the relay claims
+// undispatched events, inserts their jobs and marks them dispatched in one
+// transaction, woken by NOTIFY and polling as a fallback.
+package outbox
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/job"
+	"github.com/intake/intake/internal/postgres"
+)
+
+// Relay drains the outbox into River. Any number of relays may run (one per
+// worker process): they share the work through SKIP LOCKED.
+type Relay struct {
+	Store  *postgres.Store
+	River  *river.Client[pgx.Tx]
+	Logger *slog.Logger
+	// Batch is the most events one transaction dispatches.
+	Batch int
+	// PollInterval is how often the relay looks when nothing woke it.
+	PollInterval time.Duration
+	// MaxAttempts is given to every job inserted (job.RetrySchedule).
+	MaxAttempts int
+	// Listen, when set, blocks delivering wake-ups to its argument until ctx
+	// ends (postgres.Listen in production).
+	Listen func(ctx context.Context, wake func())
+}
+
+// Run dispatches until ctx is done. A round in progress when ctx ends
+// either commits or rolls back whole; nothing is left half-dispatched.
+func (r *Relay) Run(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	if r.Listen != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.Listen(ctx, signal)
+		}()
+		defer func() { <-done }()
+	}
+
+	ticker := time.NewTicker(r.PollInterval)
+	defer ticker.Stop()
+	for {
+		r.drain(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+// drain dispatches batches until the outbox looks empty.
+func (r *Relay) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, err := r.DispatchOnce(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.Logger.Warn("outbox dispatch failed; retrying at the next wake-up or poll", "err", err)
+			}
+			return
+		}
+		if n < r.Batch {
+			return
+		}
+	}
+}
+
+// DispatchOnce runs one round: at most Batch events become River jobs, in
+// one transaction. It returns how many events it dispatched.
+func (r *Relay) DispatchOnce(ctx context.Context) (int, error) {
+	return r.Store.DispatchEvents(ctx, r.Batch, func(ctx context.Context, tx pgx.Tx, events []application.Event) error {
+		params := make([]river.InsertManyParams, 0, 2*len(events))
+		for _, ev := range events {
+			params = append(params, job.ForEvent(ev, r.MaxAttempts)...)
+		}
+		_, err := r.River.InsertManyTx(ctx, tx, params)
+		return err
+	})
+}
