@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
 	"github.com/intake/intake/internal/analytics"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/job"
@@ -126,28 +129,23 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return shutdown(logger, cfg.ShutdownTimeout, stopRelay, &wg, riverClient, opsServer)
 }
 
-type stopper interface {
-	Stop(context.Context) error
-	StopAndCancel(context.Context) error
-}
-
 // shutdown stops in the order that loses nothing: the relay first (its
 // round commits or rolls back whole), then River stops fetching and lets
 // running jobs finish within the budget, then cancels what is left (those
 // jobs are retried), and the ops listener goes last.
-func shutdown(logger *slog.Logger, budget time.Duration, stopRelay func(), relayDone *sync.WaitGroup, river stopper, opsServer *http.Server) error {
+func shutdown(logger *slog.Logger, budget time.Duration, stopRelay func(), relayDone *sync.WaitGroup, riverClient *river.Client[pgx.Tx], opsServer *http.Server) error {
 	logger.Info("shutting down", "budget", budget.String())
 	stopRelay()
 	relayDone.Wait()
 
 	softCtx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
-	err := river.Stop(softCtx)
+	err := riverClient.Stop(softCtx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("jobs still running at the end of the shutdown budget; cancelling them (they will be retried)")
 		hardCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		err = river.StopAndCancel(hardCtx)
+		err = riverClient.StopAndCancel(hardCtx)
 	}
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
 	defer cancelClose()
