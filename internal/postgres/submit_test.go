@@ -161,7 +161,7 @@ func TestSubmitStoresApplicationEventAndKey(t *testing.T) {
 		FROM outbox_events`).Scan(&eventID, &kind, &aggregateID, &payload, &dispatched)
 	require.NoError(t, err)
 	require.Equal(t, sub.EventID, eventID)
-	require.Equal(t, postgres.EventApplicationSubmitted, kind)
+	require.Equal(t, application.EventSubmitted, kind)
 	require.Equal(t, "application.submitted", kind)
 	require.Equal(t, sub.ID, aggregateID)
 	require.False(t, dispatched)
@@ -364,8 +364,10 @@ func TestSubmitKeyInFlight(t *testing.T) {
 	holder := holdKey(t, b.pool, sub.IdempotencyKey, sub.Fingerprint)
 
 	store := postgres.NewStore(openPool(t, b.dbURL, &postgres.PoolOpts{LockTimeout: 200 * time.Millisecond}))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second) // fail, not hang, if lock_timeout is lost
+	defer cancel()
 	start := time.Now()
-	res, err := store.Submit(t.Context(), sub)
+	res, err := store.Submit(ctx, sub)
 	elapsed := time.Since(start)
 
 	require.ErrorIs(t, err, application.ErrIdempotencyKeyInFlight)
@@ -414,8 +416,10 @@ func TestSubmitWaitsForKeyHolderThenReplays(t *testing.T) {
 
 	store := postgres.NewStore(openPool(t, b.dbURL, &postgres.PoolOpts{LockTimeout: 5 * time.Second}))
 	retry := b.submission(t, submissionOpts{Key: "slow"})
+	submitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	start := time.Now()
-	res, err := store.Submit(ctx, retry)
+	res, err := store.Submit(submitCtx, retry)
 	elapsed := time.Since(start)
 
 	require.NoError(t, <-committed)
@@ -466,9 +470,14 @@ func TestSubmitDatabaseUnavailable(t *testing.T) {
 		name string
 		// addr returns a host:port for the pool to use.
 		addr func(t *testing.T) string
+		// deadline bounds the call; none leaves it to NewPool's connect
+		// timeout (5s).
+		deadline time.Duration
+		within   time.Duration
 	}{
-		{name: "nothing listens", addr: closedPort},
-		{name: "listener never answers", addr: silentListener},
+		{name: "nothing listens", addr: closedPort, deadline: 500 * time.Millisecond, within: time.Second},
+		{name: "listener never answers", addr: silentListener, deadline: 500 * time.Millisecond, within: 2 * time.Second},
+		{name: "listener never answers, no deadline", addr: silentListener, within: 8 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -477,15 +486,34 @@ func TestSubmitDatabaseUnavailable(t *testing.T) {
 			pool := openPool(t, dbURL, &postgres.PoolOpts{LockTimeout: 200 * time.Millisecond})
 			store := postgres.NewStore(pool)
 
-			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-			defer cancel()
+			ctx := t.Context()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			type result struct {
+				res application.SubmitResult
+				err error
+			}
+			sub := newSubmission(t, submissionOpts{Slug: "engineer"})
+			done := make(chan result, 1)
 			start := time.Now()
-			res, err := store.Submit(ctx, newSubmission(t, submissionOpts{Slug: "engineer"}))
+			go func() {
+				res, err := store.Submit(ctx, sub)
+				done <- result{res, err}
+			}()
+			var got result
+			select {
+			case got = <-done:
+			case <-time.After(tt.within):
+				t.Fatalf("Submit still running after %v", tt.within)
+			}
 			elapsed := time.Since(start)
 
-			require.ErrorIs(t, err, application.ErrUnavailable)
-			require.Zero(t, res)
-			require.Less(t, elapsed, 2*time.Second)
+			require.ErrorIs(t, got.err, application.ErrUnavailable)
+			require.Zero(t, got.res)
+			t.Logf("failed after %v: %v", elapsed.Round(time.Millisecond), got.err)
 		})
 	}
 }
