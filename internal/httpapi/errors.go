@@ -138,6 +138,12 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		if p.retryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
 		}
+		if !isAPIRequest(c) {
+			if err := render(c, p.Status, "message", messageForStatus(p.Status)); err != nil {
+				logger.Error("render error page", "request_id", requestIDOf(c), "err", err)
+			}
+			return
+		}
 		writeProblem(c, p)
 	}
 }

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"github.com/labstack/echo/v4"
+
+	"github.com/intake/intake/internal/web"
 )
 
 // addRoutes is the whole HTTP surface of intake-api.
@@ -12,15 +14,24 @@ func addRoutes(e *echo.Echo, d Deps) {
 		recoverPanics(d.Logger),
 		securityHeaders(),
 	)
+	// One limiter for both ways to apply, so the form is no way around it.
+	limitSubmits := rateLimit(d.Config.RateLimit, d.Config.RateBurst)
 
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(d.Ready))
 
+	// Applicant pages.
+	e.GET("/static/*", echo.WrapHandler(web.Static()), cacheStatic())
+	pages := e.Group("", deadline(d.Config.RequestTimeout), bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
+	pages.GET("/", handleHome(d.Store))
+	pages.GET("/jobs/:slug", handlePostingPage(d.Store))
+	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
+	pages.GET("/applications/:id", handleStatusPage(d.Store))
+
+	// Public JSON API.
 	api := e.Group("/api/v1", deadline(d.Config.RequestTimeout), noStore())
 	api.GET("/jobs", handleListJobs(d.Store))
 	api.GET("/jobs/:slug", handleGetJob(d.Store))
-	api.POST("/jobs/:slug/applications",
-		handleSubmit(d.Store, d.Waker, d.Now, d.Config),
-		rateLimit(d.Config.RateLimit, d.Config.RateBurst))
+	api.POST("/jobs/:slug/applications", handleSubmit(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
 	api.GET("/applications/:id/status", handleStatus(d.Store))
 }

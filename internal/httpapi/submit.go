@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -34,8 +35,7 @@ type submitResponse struct {
 	StatusURL  string    `json:"status_url"`
 }
 
-// handleSubmit takes an application: validate, then one transaction (see
-// postgres.Store.Submit), then wake the relay.
+// handleSubmit takes an application through the JSON API.
 func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.Time, cfg config.Config) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		key := c.Request().Header.Get("Idempotency-Key")
@@ -53,24 +53,35 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 			CoverLetter: req.CoverLetter,
 			Links:       req.Links,
 		}
-		if err := applicant.Validate(); err != nil {
-			return err
-		}
-
-		slug := c.Param("slug")
-		sub, err := newSubmission(slug, key, applicant, now(), cfg)
+		res, err := submitApplication(c.Request().Context(), store, waker, now(), cfg, c.Param("slug"), key, applicant)
 		if err != nil {
 			return err
-		}
-		res, err := store.Submit(c.Request().Context(), sub)
-		if err != nil {
-			return err
-		}
-		if !res.Replayed {
-			waker.Wake()
 		}
 		return writeSubmitResult(c, res)
 	}
+}
+
+// submitApplication is the one code path behind both the JSON API and the
+// web form: validate, then one transaction (postgres.Store.Submit), then
+// wake the relay.
+func submitApplication(ctx context.Context, store *postgres.Store, waker *postgres.Waker, now time.Time, cfg config.Config,
+	slug, key string, applicant application.Applicant,
+) (application.SubmitResult, error) {
+	if err := applicant.Validate(); err != nil {
+		return application.SubmitResult{}, err
+	}
+	sub, err := newSubmission(slug, key, applicant, now, cfg)
+	if err != nil {
+		return application.SubmitResult{}, err
+	}
+	res, err := store.Submit(ctx, sub)
+	if err != nil {
+		return application.SubmitResult{}, err
+	}
+	if !res.Replayed {
+		waker.Wake()
+	}
+	return res, nil
 }
 
 // newSubmission prepares everything the submit transaction stores: the ids,
@@ -139,6 +150,20 @@ func statusURL(base *url.URL, id, token string) string {
 	u.Path = base.Path + "/api/v1/applications/" + id + "/status"
 	u.RawQuery = url.Values{"token": {token}}.Encode()
 	return u.String()
+}
+
+// parseReceipt reads the application id and status token back from a
+// stored 201 body; the web form redirects with them.
+func parseReceipt(body []byte) (id, token string, err error) {
+	var r submitResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", "", err
+	}
+	u, err := url.Parse(r.StatusURL)
+	if err != nil {
+		return "", "", err
+	}
+	return r.ID, u.Query().Get("token"), nil
 }
 
 // writeSubmitResult sends the stored response: the same status and body
