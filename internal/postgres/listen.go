@@ -10,14 +10,20 @@ import (
 
 // Listen calls notify for every notification on channel until ctx is done.
 // It holds a dedicated connection (LISTEN cannot share a pool) and
-// reconnects with backoff when it drops; after a reconnect it calls notify
-// once, since notifications sent while it was away are lost.
+// reconnects with backoff when it drops. Each time its LISTEN takes effect
+// it calls notify once, since notifications sent before then (while it was
+// away or still connecting) are lost.
 func Listen(ctx context.Context, connString, channel string, logger *slog.Logger, notify func()) {
-	backoff := 100 * time.Millisecond
+	const firstBackoff = 100 * time.Millisecond
+	backoff := firstBackoff
 	for {
-		err := listenOnce(ctx, connString, channel, notify)
+		listened, err := listenOnce(ctx, connString, channel, notify)
 		if ctx.Err() != nil {
 			return
+		}
+		if listened {
+			// The connection worked until it dropped: this is a new outage.
+			backoff = firstBackoff
 		}
 		logger.Warn("outbox listener disconnected; reconnecting", "err", err, "backoff", backoff.String())
 		select {
@@ -26,22 +32,24 @@ func Listen(ctx context.Context, connString, channel string, logger *slog.Logger
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
-		notify()
 	}
 }
 
-func listenOnce(ctx context.Context, connString, channel string, notify func()) error {
+// listenOnce listens on one connection until it fails; listened reports
+// whether its LISTEN took effect.
+func listenOnce(ctx context.Context, connString, channel string, notify func()) (listened bool, err error) {
 	conn, err := pgx.Connect(ctx, connString)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		return err
+		return false, err
 	}
+	notify()
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
+			return true, err
 		}
 		notify()
 	}
