@@ -409,3 +409,24 @@ func TestJobsRunTwiceAreNoOps(t *testing.T) {
 	_, attempts = ledger(t, api, app.ID)
 	require.Equal(t, 1, attempts, "the second run did not even try")
 }
+
+// An application that no longer exists when its job runs (erased) is not
+// mailed: the job is cancelled, not retried.
+func TestMissingApplicationIsNotMailed(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	mailSrv := testkit.StartSMTP(t)
+	startWorker(t, api.DBURL, mailSrv, nil)
+	inserter, err := river.NewClient(riverpgxv5.New(api.Pool), &river.Config{})
+	require.NoError(t, err)
+
+	_, err = inserter.Insert(context.Background(), job.ConfirmationEmailArgs{ApplicationID: "01900000-0000-7000-8000-000000000000"}, nil)
+	require.NoError(t, err)
+
+	waitFor(t, 10*time.Second, "the job to be cancelled", func() bool {
+		var state string
+		err := api.Pool.QueryRow(context.Background(), `SELECT state FROM river_job`).Scan(&state)
+		return err == nil && state == "cancelled"
+	})
+	require.Empty(t, mailSrv.Messages())
+}
