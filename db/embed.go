@@ -9,3 +9,8 @@ import "embed"
 //
 //go:embed migrations/*.sql
 var Migrations embed.FS
+
+// RiverJobCounts reads River's own job table for intakectl status.
+//
+//go:embed river/job_counts.sql
+var RiverJobCounts string

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -123,10 +124,51 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { relay.Run(relayCtx) })
-	logger.Info("working", "retry_max_attempts", retry.MaxAttempts())
+	self := workerIdentity()
+	heartbeatCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	var heartbeatDone sync.WaitGroup
+	heartbeatDone.Go(func() { heartbeat(heartbeatCtx, store, self, logger) })
+	logger.Info("working", "worker_id", self.ID, "retry_max_attempts", retry.MaxAttempts())
 
 	<-ctx.Done()
-	return shutdown(logger, cfg.ShutdownTimeout, stopRelay, &wg, riverClient, opsServer)
+	err = shutdown(logger, cfg.ShutdownTimeout, stopRelay, &wg, riverClient, opsServer)
+	stopHeartbeat()
+	heartbeatDone.Wait()
+	goneCtx, cancelGone := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelGone()
+	if err := store.WorkerGone(goneCtx, self.ID); err != nil {
+		logger.Warn("could not remove this worker's heartbeat; intakectl status will show it until it ages out", "err", err)
+	}
+	return err
+}
+
+func workerIdentity() postgres.Worker {
+	host, _ := os.Hostname()
+	now := time.Now()
+	return postgres.Worker{
+		ID:        fmt.Sprintf("%s-%d-%d", host, os.Getpid(), now.Unix()),
+		Hostname:  host,
+		PID:       os.Getpid(),
+		StartedAt: now,
+	}
+}
+
+// heartbeat tells intakectl status this worker is alive, every 5 s.
+func heartbeat(ctx context.Context, store *postgres.Store, self postgres.Worker, logger *slog.Logger) {
+	ticker := time.NewTicker(5 * time.Second)
+	defer ticker.Stop()
+	for {
+		beatCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := store.WorkerHeartbeat(beatCtx, self); err != nil && ctx.Err() == nil {
+			logger.Warn("heartbeat not recorded", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }
 
 // shutdown stops in the order that loses nothing: the relay first (its

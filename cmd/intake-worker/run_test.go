@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -429,4 +430,20 @@ func TestMissingApplicationIsNotMailed(t *testing.T) {
 		return err == nil && state == "cancelled"
 	})
 	require.Empty(t, mailSrv.Messages())
+}
+
+// A running worker reports in worker_heartbeats (intakectl status reads
+// it) and removes its row when it stops cleanly.
+func TestWorkerHeartbeat(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	w := startWorker(t, api.DBURL, testkit.StartSMTP(t), nil)
+
+	waitFor(t, 5*time.Second, "a heartbeat", func() bool { return api.Count(t, "worker_heartbeats") == 1 })
+	var pid int
+	require.NoError(t, api.Pool.QueryRow(context.Background(), `SELECT pid FROM worker_heartbeats`).Scan(&pid))
+	require.Equal(t, os.Getpid(), pid)
+
+	w.stop(t)
+	require.Zero(t, api.Count(t, "worker_heartbeats"))
 }

@@ -15,12 +15,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	var usage usageError
+	var (
+		usage usageError
+		stuck stuckError
+	)
 	switch {
 	case err == nil:
 	case errors.As(err, &usage):
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	case errors.As(err, &stuck):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "intakectl:", err)
 		os.Exit(1)

@@ -43,6 +43,7 @@ type Delivery struct {
 	SentAt         *time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	AcknowledgedAt *time.Time
 }
 
 type IdempotencyKey struct {
@@ -73,4 +74,12 @@ type Posting struct {
 	Status      string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+}
+
+type WorkerHeartbeat struct {
+	WorkerID   string
+	Hostname   string
+	Pid        int32
+	StartedAt  time.Time
+	LastSeenAt time.Time
 }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/intake/intake/internal/postgres"
+)
+
+// stuckError is a status that needs an operator: main exits 1 with its
+// one-line reason.
+type stuckError struct{ reason string }
+
+func (e stuckError) Error() string { return "stuck: " + e.reason }
+
+// status prints what an operator checks after a crash and decides whether
+// something is stuck.
+func status(ctx context.Context, store *postgres.Store, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	asJSON := fs.Bool("json", false, "print JSON for machines")
+	stuckAfter := fs.Duration("stuck-after", time.Minute, "work waiting longer than this is stuck")
+	seenWithin := fs.Duration("seen-within", time.Minute, "a worker counts as running if it reported within this")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{"status takes no arguments"}
+	}
+
+	report, err := store.Status(ctx, *seenWithin)
+	if err != nil {
+		return err
+	}
+	reasons := stuckReasons(report, *stuckAfter, *seenWithin)
+	if *asJSON {
+		if err := writeStatusJSON(stdout, report, reasons); err != nil {
+			return err
+		}
+	} else if err := writeStatusText(stdout, report, reasons); err != nil {
+		return err
+	}
+	if len(reasons) > 0 {
+		reason := reasons[0]
+		if len(reasons) > 1 {
+			reason += fmt.Sprintf(" (and %d more)", len(reasons)-1)
+		}
+		return stuckError{reason}
+	}
+	return nil
+}
+
+// stuckReasons lists what needs an operator, most fundamental first.
+func stuckReasons(r postgres.StatusReport, stuckAfter, seenWithin time.Duration) []string {
+	var reasons []string
+	waiting := r.OutboxUndispatched > 0
+	for _, j := range r.Jobs {
+		if j.State == "available" && j.OldestAvailableSeconds > 0 {
+			waiting = true
+		}
+	}
+	if waiting && len(r.Workers) == 0 {
+		reasons = append(reasons, fmt.Sprintf("no worker reported in the last %s and work is waiting: start intake-worker", seenWithin))
+	}
+	if age := seconds(r.OutboxOldestSeconds); r.OutboxUndispatched > 0 && age > stuckAfter {
+		reasons = append(reasons, fmt.Sprintf("outbox: %d events undispatched, the oldest for %s", r.OutboxUndispatched, age))
+	}
+	for _, j := range r.Jobs {
+		if age := seconds(j.OldestAvailableSeconds); j.State == "available" && age > stuckAfter {
+			reasons = append(reasons, fmt.Sprintf("jobs: %d %s jobs waiting to run, the oldest for %s (workers busy or down)", j.Jobs, j.Kind, age))
+		}
+		if age := seconds(j.OldestRunningSeconds); j.State == "running" && age > stuckAfter {
+			reasons = append(reasons, fmt.Sprintf("jobs: a %s job running for %s (its worker probably died; River rescues it after INTAKE_RESCUE_AFTER)", j.Kind, age))
+		}
+	}
+	for _, d := range r.Deliveries {
+		if d.Unacknowledged > 0 {
+			reasons = append(reasons, fmt.Sprintf("deliveries: %d confirmation emails failed and not yet looked at (intakectl deliveries list, then retry or ack)", d.Unacknowledged))
+		}
+	}
+	return reasons
+}
+
+func seconds(s float64) time.Duration {
+	return time.Duration(s * float64(time.Second)).Round(time.Second)
+}
+
+func writeStatusText(w io.Writer, r postgres.StatusReport, reasons []string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "OUTBOX\t%d undispatched", r.OutboxUndispatched)
+	if r.OutboxUndispatched > 0 {
+		fmt.Fprintf(tw, ", oldest %s", seconds(r.OutboxOldestSeconds))
+	}
+	fmt.Fprintln(tw)
+
+	ids := make([]string, len(r.Workers))
+	for i, wk := range r.Workers {
+		ids[i] = fmt.Sprintf("%s (pid %d, seen %s ago)", wk.Hostname, wk.PID, time.Since(wk.LastSeenAt).Round(time.Second))
+	}
+	fmt.Fprintf(tw, "WORKERS\t%d running\t%s\n", len(r.Workers), strings.Join(ids, ", "))
+
+	fmt.Fprintln(tw, "\nJOB KIND\tSTATE\tJOBS\tOLDEST WAITING\tOLDEST RUNNING")
+	for _, j := range r.Jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", j.Kind, j.State, j.Jobs, ageOrDash(j.OldestAvailableSeconds), ageOrDash(j.OldestRunningSeconds))
+	}
+
+	fmt.Fprintln(tw, "\nDELIVERY STATE\tEMAILS\tNOT ACKNOWLEDGED")
+	for _, d := range r.Deliveries {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", d.State, d.Deliveries, countOrDash(d.Unacknowledged))
+	}
+	fmt.Fprintln(tw)
+	if len(reasons) == 0 {
+		fmt.Fprintln(tw, "STATUS\tOK")
+	} else {
+		for _, reason := range reasons {
+			fmt.Fprintf(tw, "STUCK\t%s\n", reason)
+		}
+	}
+	return tw.Flush()
+}
+
+func ageOrDash(s float64) string {
+	if s <= 0 {
+		return "-"
+	}
+	return seconds(s).String()
+}
+
+func countOrDash(n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func writeStatusJSON(w io.Writer, r postgres.StatusReport, reasons []string) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		OK     bool     `json:"ok"`
+		Stuck  []string `json:"stuck"`
+		Outbox struct {
+			Undispatched  int64   `json:"undispatched"`
+			OldestSeconds float64 `json:"oldest_seconds"`
+		} `json:"outbox"`
+		Workers    []postgres.Worker        `json:"workers"`
+		Jobs       []postgres.JobCount      `json:"jobs"`
+		Deliveries []postgres.DeliveryCount `json:"deliveries"`
+	}{
+		OK:    len(reasons) == 0,
+		Stuck: nonNil(reasons),
+		Outbox: struct {
+			Undispatched  int64   `json:"undispatched"`
+			OldestSeconds float64 `json:"oldest_seconds"`
+		}{r.OutboxUndispatched, r.OutboxOldestSeconds},
+		Workers:    nonNil(r.Workers),
+		Jobs:       nonNil(r.Jobs),
+		Deliveries: nonNil(r.Deliveries),
+	})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
