@@ -25,7 +25,18 @@ commands:
                                             create an open posting
   postings close S                          stop taking applications for S
   postings open S                           take applications for S again
-  postings list                             list every posting`
+  postings list                             list every posting
+  status [--json] [--stuck-after D] [--seen-within D]
+                                            outbox backlog, jobs, deliveries, workers; exit 1 with
+                                            a one-line reason when something is stuck
+  deliveries list [--json]                  failed confirmation emails
+  deliveries retry (--all | ID...)          queue failed confirmations again (never re-mails a sent one)
+  deliveries ack (--all | ID...)            mark failed confirmations as looked at
+  health URL [--timeout D]                  GET URL; exit 0 on a 2xx answer (container health checks)
+  dev [--smtp-addr A] [--mailbox-addr A] [--no-sample-postings]
+                                            run the whole system locally: migrate, sample postings,
+                                            a mail catcher with a mailbox page, intake-api and
+                                            intake-worker (restarted if they die) until Ctrl-C`
 
 // usageError is a mistake in the command line; main exits 2 with it.
 type usageError struct{ msg string }
@@ -38,12 +49,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) == 0 {
 		return usageError{"no command"}
 	}
+	if args[0] == "health" { // needs no configuration and no database
+		return health(ctx, args[1:])
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	logger := logging.New(stderr, cfg.LogLevel, "intakectl")
 
+	if args[0] == "dev" { // before the pool: dev creates the database itself
+		return dev(ctx, cfg, args[1:], stdout)
+	}
 	if args[0] == "migrate" {
 		created, err := migrate.EnsureDatabase(ctx, cfg.DatabaseURL)
 		if err != nil {
@@ -74,6 +91,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "postings":
 		return postings(ctx, store, args[1:], stdout)
+	case "status":
+		return status(ctx, store, args[1:], stdout)
+	case "deliveries":
+		return deliveries(ctx, cfg, pool, store, args[1:], stdout)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}

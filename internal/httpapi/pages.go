@@ -141,8 +141,8 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			FullName:    c.FormValue("full_name"),
 			Email:       c.FormValue("email"),
 			Phone:       c.FormValue("phone"),
-			CoverLetter: c.FormValue("cover_letter"),
-			Links:       c.FormValue("links"),
+			CoverLetter: textareaValue(c, "cover_letter"),
+			Links:       textareaValue(c, "links"),
 		}
 		view := postingView{
 			pageBase:       pageBase{Title: p.Title},
@@ -287,6 +287,15 @@ func formErrors(v *application.ValidationError) []formError {
 		out = append(out, formError{Field: field, Label: fieldLabels[field], Message: msg})
 	}
 	return out
+}
+
+// textareaValue reads a textarea's value as the applicant typed it. Browsers
+// send every line break in a form as CRLF, but count it as one character
+// against maxlength and the JSON API receives LF: without this, a cover
+// letter that fits the page's maxlength fails the length check, and the form
+// stores different text from the API.
+func textareaValue(c echo.Context, name string) string {
+	return strings.ReplaceAll(c.FormValue(name), "\r\n", "\n")
 }
 
 // splitLines reads the links box: one URL per line, blank lines ignored.
