@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"net/http"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/intake/intake/internal/web"
@@ -22,6 +24,9 @@ func addRoutes(e *echo.Echo, d Deps) {
 
 	// Applicant pages.
 	e.GET("/static/*", echo.WrapHandler(web.Static()), cacheStatic())
+	// Browsers ask for it on every first visit; answering "nothing" keeps
+	// 404s out of the logs and the console.
+	e.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cacheStatic())
 	pages := e.Group("", deadline(d.Config.RequestTimeout), bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
 	pages.GET("/", handleHome(d.Store))
 	pages.GET("/jobs/:slug", handlePostingPage(d.Store))
