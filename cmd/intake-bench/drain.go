@@ -128,9 +128,11 @@ func (b *bench) rawRiver(ctx context.Context, n int) (jobs int, seconds float64,
 	workers := river.NewWorkers()
 	river.AddWorker(workers, noopWorker{})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:  map[string]river.QueueConfig{noopQueue: {MaxWorkers: b.cfg.EmailConcurrency}},
-		Workers: workers,
-		Logger:  slog.New(slog.DiscardHandler),
+		Queues:            map[string]river.QueueConfig{noopQueue: {MaxWorkers: b.cfg.EmailConcurrency}},
+		FetchCooldown:     b.cfg.FetchCooldown,
+		FetchPollInterval: b.cfg.FetchPollInterval,
+		Workers:           workers,
+		Logger:            slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return 0, 0, err

@@ -77,6 +77,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	riverClient, err := job.NewClient(pool, job.Deps{Store: store, Sender: sender, Sink: sink, Logger: logger}, job.Settings{
 		EmailConcurrency:     cfg.EmailConcurrency,
 		AnalyticsConcurrency: cfg.AnalyticsConcurrency,
+		FetchCooldown:        cfg.FetchCooldown,
+		FetchPollInterval:    cfg.FetchPollInterval,
 		JobTimeout:           cfg.JobTimeout,
 		RescueAfter:          cfg.RescueAfter,
 		Retry:                retry,

@@ -50,6 +50,8 @@ type Config struct {
 	// The worker.
 	EmailConcurrency     int
 	AnalyticsConcurrency int
+	FetchCooldown        time.Duration
+	FetchPollInterval    time.Duration
 	RelayPollInterval    time.Duration
 	RelayBatch           int
 	SMTPTimeout          time.Duration
@@ -94,7 +96,9 @@ var Vars = []Var{
 	{Name: "INTAKE_ANALYTICS_SINK", Default: "postgres", Help: "postgres or http"},
 	{Name: "INTAKE_ANALYTICS_URL", Default: "", Help: "endpoint for the http sink"},
 	{Name: "INTAKE_EMAIL_CONCURRENCY", Default: "20", Help: "confirmation emails sent at once per worker"},
-	{Name: "INTAKE_ANALYTICS_CONCURRENCY", Default: "10", Help: "analytics records sent at once per worker (own queue, so a sink outage never delays email)"},
+	{Name: "INTAKE_ANALYTICS_CONCURRENCY", Default: "20", Help: "analytics records sent at once per worker (own queue, so a sink outage never delays email)"},
+	{Name: "INTAKE_FETCH_COOLDOWN", Default: "10ms", Help: "least time between two job fetches of one queue (River's default, 100ms, caps a queue at 10 fetches/s)"},
+	{Name: "INTAKE_FETCH_POLL_INTERVAL", Default: "250ms", Help: "how often a queue looks for jobs when no insert notification arrived"},
 	{Name: "INTAKE_RELAY_POLL_INTERVAL", Default: "1s", Help: "how often the relay looks for events when no notification woke it"},
 	{Name: "INTAKE_RELAY_BATCH", Default: "500", Help: "events the relay dispatches per transaction"},
 	{Name: "INTAKE_SMTP_TIMEOUT", Default: "10s", Help: "timeout for the SMTP dial and each SMTP command"},
@@ -155,6 +159,11 @@ func Load(getenv func(string) string) (Config, error) {
 
 	c.EmailConcurrency = r.intIn("INTAKE_EMAIL_CONCURRENCY", 1, 10000)
 	c.AnalyticsConcurrency = r.intIn("INTAKE_ANALYTICS_CONCURRENCY", 1, 10000)
+	c.FetchCooldown = r.duration("INTAKE_FETCH_COOLDOWN", time.Millisecond, 10*time.Second)
+	c.FetchPollInterval = r.duration("INTAKE_FETCH_POLL_INTERVAL", time.Millisecond, time.Minute)
+	if c.FetchPollInterval < c.FetchCooldown && r.ok("INTAKE_FETCH_COOLDOWN", "INTAKE_FETCH_POLL_INTERVAL") {
+		r.fail("INTAKE_FETCH_POLL_INTERVAL", "must not be shorter than INTAKE_FETCH_COOLDOWN")
+	}
 	c.RelayPollInterval = r.duration("INTAKE_RELAY_POLL_INTERVAL", 10*time.Millisecond, time.Minute)
 	c.RelayBatch = r.intIn("INTAKE_RELAY_BATCH", 1, 10000)
 	c.SMTPTimeout = r.duration("INTAKE_SMTP_TIMEOUT", 100*time.Millisecond, 5*time.Minute)
@@ -210,6 +219,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("INTAKE_ANALYTICS_URL", analyticsURL),
 		slog.Int("INTAKE_EMAIL_CONCURRENCY", c.EmailConcurrency),
 		slog.Int("INTAKE_ANALYTICS_CONCURRENCY", c.AnalyticsConcurrency),
+		slog.String("INTAKE_FETCH_COOLDOWN", c.FetchCooldown.String()),
+		slog.String("INTAKE_FETCH_POLL_INTERVAL", c.FetchPollInterval.String()),
 		slog.String("INTAKE_RELAY_POLL_INTERVAL", c.RelayPollInterval.String()),
 		slog.Int("INTAKE_RELAY_BATCH", c.RelayBatch),
 		slog.String("INTAKE_SMTP_TIMEOUT", c.SMTPTimeout.String()),

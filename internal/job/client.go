@@ -20,6 +20,14 @@ import (
 type Settings struct {
 	EmailConcurrency     int
 	AnalyticsConcurrency int
+	// FetchCooldown is the least time between two fetches of one queue.
+	// River's default (100 ms) caps a queue at MaxWorkers × 10 jobs/s, which
+	// a backlog drain hits; a few milliseconds cost a few more small
+	// queries and lift the cap.
+	FetchCooldown time.Duration
+	// FetchPollInterval is how often a queue polls when no insert
+	// notification woke it (it bounds the delay of a missed notification).
+	FetchPollInterval time.Duration
 	// JobTimeout cancels a job's context after this long.
 	JobTimeout time.Duration
 	// RescueAfter is how long a job may stay running before River assumes
@@ -51,6 +59,8 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 			QueueAnalytics: {MaxWorkers: s.AnalyticsConcurrency},
 		},
 		Workers:              workers,
+		FetchCooldown:        s.FetchCooldown,
+		FetchPollInterval:    s.FetchPollInterval,
 		JobTimeout:           s.JobTimeout,
 		RescueStuckJobsAfter: s.RescueAfter,
 		MaxAttempts:          s.Retry.MaxAttempts(),
