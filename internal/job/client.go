@@ -51,7 +51,13 @@ type Deps struct {
 // work jobs; an unstarted client can still insert them.
 func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &ConfirmationEmailWorker{Store: d.Store, Sender: d.Sender, Retry: s.Retry, JobTimeout: s.JobTimeout})
+	river.AddWorker(workers, &ConfirmationEmailWorker{
+		Store:        d.Store,
+		Sender:       d.Sender,
+		Retry:        s.Retry,
+		JobTimeout:   s.JobTimeout,
+		RecordWithin: min(10*time.Second, s.RescueAfter-s.JobTimeout),
+	})
 	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry, JobTimeout: s.JobTimeout})
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues: map[string]river.QueueConfig{

@@ -24,6 +24,11 @@ type ConfirmationEmailWorker struct {
 	Sender     *mail.Sender
 	Retry      RetrySchedule
 	JobTimeout time.Duration
+	// RecordWithin bounds how long an accepted message's "sent" may take to
+	// be recorded once the job's own context has ended. It must end before
+	// River could rescue the job (RescueAfter - JobTimeout), or a slow
+	// record would race a second send from another worker.
+	RecordWithin time.Duration
 }
 
 // errGone cancels the job of an application that no longer exists (erased).
@@ -59,12 +64,9 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	if sendErr == nil {
 		// Accepted: from here on, record it even if the job's context ends
 		// (shutdown), so that a resend is as unlikely as it can be.
-		recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.RecordWithin)
 		defer cancel()
-		return w.Store.DeliverySent(recordCtx, id, func(ctx context.Context, tx pgx.Tx) error {
-			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-			return err
-		})
+		return w.recordSent(recordCtx, job)
 	}
 
 	var failure *mail.Failure
@@ -87,6 +89,30 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 			return err
 		}
 		return failure
+	}
+}
+
+// recordSent marks the ledger sent and completes the job in one
+// transaction. A database that is briefly unavailable (a dropped connection,
+// a full server, a failover) is retried until ctx ends: failing the job
+// instead would retry it, and the retry would send a second copy from a
+// worker that never died (invariant 5).
+func (w *ConfirmationEmailWorker) recordSent(ctx context.Context, job *river.Job[ConfirmationEmailArgs]) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := w.Store.DeliverySent(ctx, job.Args.ApplicationID, func(ctx context.Context, tx pgx.Tx) error {
+			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+			return err
+		})
+		if err == nil || !errors.Is(err, application.ErrUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 
