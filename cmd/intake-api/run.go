@@ -34,6 +34,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		MaxConns:        cfg.DBMaxConns,
 		LockTimeout:     cfg.IdempotencyWait,
 		ApplicationName: "intake-api",
+		// A submit transaction never waits on the API between statements;
+		// a session that does has lost its client, and must not keep an
+		// idempotency key's row locked.
+		IdleInTransactionTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		return err

@@ -44,6 +44,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		// relay and River's own maintenance.
 		MaxConns:        max(cfg.DBMaxConns, int32(cfg.EmailConcurrency+cfg.AnalyticsConcurrency+4)),
 		ApplicationName: "intake-worker",
+		// The worker's transactions never wait on it between statements.
+		IdleInTransactionTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		return err

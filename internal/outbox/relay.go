@@ -31,7 +31,16 @@ type Relay struct {
 	// Listen, when set, blocks delivering wake-ups to its argument until ctx
 	// ends (postgres.Listen in production).
 	Listen func(ctx context.Context, wake func())
+	// RoundTimeout bounds one round (DispatchOnce); zero means
+	// DefaultRoundTimeout. A round takes milliseconds; the bound is for a
+	// connection that went silently dead (no reset: a pooler, load balancer
+	// or NAT that lost its state), on which the round would otherwise wait
+	// forever and the relay would never dispatch again.
+	RoundTimeout time.Duration
 }
+
+// DefaultRoundTimeout is the Relay's RoundTimeout when none is set.
+const DefaultRoundTimeout = 10 * time.Second
 
 // Run dispatches until ctx is done. A round in progress when ctx ends
 // either commits or rolls back whole; nothing is left half-dispatched.
@@ -82,8 +91,15 @@ func (r *Relay) drain(ctx context.Context) {
 }
 
 // DispatchOnce runs one round: at most Batch events become River jobs, in
-// one transaction. It returns how many events it dispatched.
+// one transaction, within RoundTimeout. It returns how many events it
+// dispatched.
 func (r *Relay) DispatchOnce(ctx context.Context) (int, error) {
+	timeout := r.RoundTimeout
+	if timeout <= 0 {
+		timeout = DefaultRoundTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	return r.Store.DispatchEvents(ctx, r.Batch, func(ctx context.Context, tx pgx.Tx, events []application.Event) error {
 		params := make([]river.InsertManyParams, 0, 2*len(events))
 		for _, ev := range events {

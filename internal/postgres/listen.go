@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -35,22 +36,55 @@ func Listen(ctx context.Context, connString, channel string, logger *slog.Logger
 	}
 }
 
+// A listener that has heard nothing for listenIdleCheck checks that its
+// connection still answers, within listenTimeout: a connection that went
+// silently dead (no reset: a pooler, load balancer or NAT that lost its
+// state) would otherwise be waited on forever, and the relay would be left
+// with its polling alone. listenTimeout also bounds connecting and LISTEN.
+const (
+	listenIdleCheck = 15 * time.Second
+	listenTimeout   = 5 * time.Second
+)
+
 // listenOnce listens on one connection until it fails; listened reports
 // whether its LISTEN took effect.
 func listenOnce(ctx context.Context, connString, channel string, notify func()) (listened bool, err error) {
-	conn, err := pgx.Connect(ctx, connString)
+	cfg, err := pgx.ParseConfig(connString)
+	if err != nil {
+		return false, err
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = listenTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+	listenCtx, cancel := context.WithTimeout(ctx, listenTimeout)
+	_, err = conn.Exec(listenCtx, "LISTEN "+pgx.Identifier{channel}.Sanitize())
+	cancel()
+	if err != nil {
 		return false, err
 	}
 	notify()
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		waitCtx, cancel := context.WithTimeout(ctx, listenIdleCheck)
+		_, err := conn.WaitForNotification(waitCtx)
+		quiet := waitCtx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			notify()
+			continue
+		}
+		if !quiet {
 			return true, err
 		}
-		notify()
+		pingCtx, cancel := context.WithTimeout(ctx, listenTimeout)
+		err = conn.Ping(pingCtx)
+		cancel()
+		if err != nil {
+			return true, fmt.Errorf("listener connection silent for %s and not answering: %w", listenIdleCheck, err)
+		}
 	}
 }

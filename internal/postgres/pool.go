@@ -25,6 +25,14 @@ type PoolOpts struct {
 	LockTimeout time.Duration
 	// ApplicationName shows in pg_stat_activity.
 	ApplicationName string
+	// IdleInTransactionTimeout, when set, has the server end a session that
+	// sits in a transaction waiting for its client this long. The worker
+	// sets it: if a connection goes silently dead mid-transaction (no reset:
+	// a pooler, load balancer or NAT that lost its state), the server would
+	// otherwise keep the transaction open, and its row locks (events the
+	// relay claimed, which SKIP LOCKED then passes over), until its TCP
+	// keepalive gives up, hours later.
+	IdleInTransactionTimeout time.Duration
 }
 
 // NewPool opens a pool and checks that the database answers. It does not
@@ -47,6 +55,9 @@ func NewPool(ctx context.Context, url string, opts *PoolOpts) (*pgxpool.Pool, er
 	}
 	if opts.ApplicationName != "" {
 		params["application_name"] = opts.ApplicationName
+	}
+	if opts.IdleInTransactionTimeout > 0 {
+		params["idle_in_transaction_session_timeout"] = strconv.FormatInt(opts.IdleInTransactionTimeout.Milliseconds(), 10)
 	}
 	// A connection attempt must never outlast a request; pgx's default is
 	// to wait for the operating system.
