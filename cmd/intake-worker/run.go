@@ -110,6 +110,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			if err := store.Ping(ctx); err != nil {
 				return err
 			}
+			if err := relay.Stalled(time.Now()); err != nil {
+				return err
+			}
 			return migrator.Check(ctx)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -5,7 +5,9 @@ package outbox
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,6 +39,10 @@ type Relay struct {
 	// or NAT that lost its state), on which the round would otherwise wait
 	// forever and the relay would never dispatch again.
 	RoundTimeout time.Duration
+
+	// lastRound is when the relay last finished looking at the outbox (unix
+	// nanoseconds), for Stalled.
+	lastRound atomic.Int64
 }
 
 // DefaultRoundTimeout is the Relay's RoundTimeout when none is set.
@@ -65,6 +71,7 @@ func (r *Relay) Run(ctx context.Context) {
 	defer ticker.Stop()
 	for {
 		r.drain(ctx)
+		r.lastRound.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			return
@@ -72,6 +79,24 @@ func (r *Relay) Run(ctx context.Context) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// Stalled reports an error when the relay is running but has not finished
+// a round for longer than a round may take plus a poll interval: it is
+// stuck, and the worker's /readyz says so.
+func (r *Relay) Stalled(now time.Time) error {
+	last := r.lastRound.Load()
+	if last == 0 {
+		return nil // not started yet
+	}
+	timeout := r.RoundTimeout
+	if timeout <= 0 {
+		timeout = DefaultRoundTimeout
+	}
+	if idle := now.Sub(time.Unix(0, last)); idle > 2*timeout+r.PollInterval {
+		return fmt.Errorf("outbox relay has not finished a round for %s", idle.Round(time.Second))
+	}
+	return nil
 }
 
 // drain dispatches batches until the outbox looks empty.

@@ -228,7 +228,7 @@ func TestRelaysShareTheOutbox(t *testing.T) {
 			for i := range relays {
 				// Each loop is its own relay, as in its own worker process,
 				// sharing only the database.
-				relay := *b.relay
+				relay := cloneRelay(b.relay)
 				relay.River = insertOnlyClient(t, b.pool, nil)
 				wg.Go(func() {
 					<-start
@@ -355,7 +355,7 @@ func TestDispatchIsAtomic(t *testing.T) {
 		{
 			name: "River cannot insert",
 			dispatch: func(t *testing.T, b *bundle) (int, error) {
-				relay := *b.relay
+				relay := cloneRelay(b.relay)
 				relay.River = insertOnlyClient(t, b.pool, &river.Config{Schema: "no_such_schema"})
 				return relay.DispatchOnce(t.Context())
 			},
@@ -530,7 +530,7 @@ func TestRelayRunWakesOnNotify(t *testing.T) {
 	listenURL := g.url(t, b.dbURL)
 
 	waker := postgres.NewWaker(b.pool, logger, 10*time.Millisecond)
-	relay := *b.relay
+	relay := cloneRelay(b.relay)
 	relay.Logger = logger
 	relay.PollInterval = time.Minute // longer than the test: only a wake-up dispatches
 	relay.Listen = func(ctx context.Context, wake func()) {
@@ -607,7 +607,7 @@ func TestRelayRunRetriesFailedRoundsAtThePoll(t *testing.T) {
 	failOn(t, b.pool, "UPDATE", "outbox_events")
 
 	logs := &testkit.Buffer{}
-	relay := *b.relay
+	relay := cloneRelay(b.relay)
 	relay.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	relay.Batch = 10
 	relay.PollInterval = 50 * time.Millisecond
@@ -641,5 +641,20 @@ func TestRelayRunRetriesFailedRoundsAtThePoll(t *testing.T) {
 	case <-ran:
 	case <-time.After(2 * time.Second):
 		t.Fatal("Run did not return within 2s of its context being cancelled")
+	}
+}
+
+// cloneRelay copies a relay's settings into a new one (a Relay holds state
+// and must not be copied by value).
+func cloneRelay(r *outbox.Relay) *outbox.Relay {
+	return &outbox.Relay{
+		Store:        r.Store,
+		River:        r.River,
+		Logger:       r.Logger,
+		Batch:        r.Batch,
+		PollInterval: r.PollInterval,
+		MaxAttempts:  r.MaxAttempts,
+		Listen:       r.Listen,
+		RoundTimeout: r.RoundTimeout,
 	}
 }
