@@ -21,6 +21,17 @@ var (
 	buildDone = map[string]string{}
 )
 
+// RemoveBinaries deletes what Binary built; call it from TestMain after
+// the tests ran.
+func RemoveBinaries() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+		buildDir, buildDone = "", map[string]string{}
+	}
+}
+
 // Binary builds ./cmd/<name> once per test binary and returns the
 // executable's path. It is built without -race: process tests measure
 // crashes and throughput, and the in-process tests cover data races.
