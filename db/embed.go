@@ -1,6 +1,6 @@
 // Package db holds the SQL that defines and queries Intake's schema: the
 // migrations (embedded, applied by intakectl migrate) and the queries that
-// sqlc turns into internal/postgres/sqlc.
+// sqlc turns into internal/postgres/dbsqlc.
 package db
 
 import "embed"

@@ -1,4 +1,4 @@
-// Command intake-api serves Intake's web pages, JSON API, health and metrics.
+// Command intake-api serves Intake's web pages, JSON API and health checks.
 // Configuration comes from the environment; see the README.
 package main
 

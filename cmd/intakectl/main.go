@@ -1,5 +1,6 @@
-// Command intakectl is the operator's tool: migrations and postings (and,
-// as they land, status, retries, tokens and erasure).
+// Command intakectl is the operator's tool: migrations, postings, status,
+// failed deliveries, container health checks, and `dev`, which runs the
+// whole system locally.
 package main
 
 import (

@@ -30,8 +30,8 @@ type Applicant struct {
 	Links       []string
 }
 
-// Normalize trims surrounding whitespace from every field, in place. Validate
-// calls it; it is exported so a form can redisplay what will be stored.
+// Normalize trims surrounding whitespace from every field, in place.
+// Validate calls it first.
 func (a *Applicant) Normalize() {
 	a.FullName = strings.TrimSpace(a.FullName)
 	a.Email = strings.TrimSpace(a.Email)

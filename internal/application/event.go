@@ -34,5 +34,4 @@ const (
 	FailureTemporary = "temporary" // 4xx, refused connection, timeout, TLS: retried
 	FailurePermanent = "permanent" // 5xx: not retried
 	FailureExhausted = "exhausted" // temporary failures until the last attempt
-	FailureGone      = "gone"      // the application no longer exists
 )

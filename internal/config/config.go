@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/intake/intake/internal/application"
 )
 
 // Config is every setting of every Intake binary. Each binary uses what it
@@ -74,7 +76,7 @@ type Var struct {
 // Vars lists every variable Intake reads, in the order they are documented.
 var Vars = []Var{
 	{Name: "DATABASE_URL", Default: "postgres://postgres@127.0.0.1:5432/intake?sslmode=disable", Secret: true, Help: "Postgres connection string"},
-	{Name: "INTAKE_DB_MAX_CONNS", Default: "16", Help: "connection pool size per process"},
+	{Name: "INTAKE_DB_MAX_CONNS", Default: "16", Help: "connection pool size per process (the worker takes at least its two concurrencies + 4)"},
 	{Name: "INTAKE_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "API listen address"},
 	{Name: "INTAKE_PUBLIC_URL", Default: "http://127.0.0.1:8080", Help: "base URL used in emails and status links"},
 	{Name: "INTAKE_OPS_ADDR", Default: "127.0.0.1:8081", Help: "worker's ops listener (health, metrics, River UI)"},
@@ -131,7 +133,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.IdempotencyWait >= c.RequestTimeout && r.ok("INTAKE_IDEMPOTENCY_WAIT", "INTAKE_REQUEST_TIMEOUT") {
 		r.fail("INTAKE_IDEMPOTENCY_WAIT", "must be shorter than INTAKE_REQUEST_TIMEOUT")
 	}
-	c.IdempotencyTTL = r.duration("INTAKE_IDEMPOTENCY_TTL", 24*time.Hour, 365*24*time.Hour)
+	c.IdempotencyTTL = r.duration("INTAKE_IDEMPOTENCY_TTL", application.MinIdempotencyKeyTTL, 365*24*time.Hour)
 	c.MaxBodyBytes = int64(r.intIn("INTAKE_MAX_BODY_BYTES", 1024, 10<<20))
 	c.RateLimit = r.float("INTAKE_RATE_LIMIT", 0, 1e6)
 	c.RateBurst = r.intIn("INTAKE_RATE_BURST", 1, 1e6)

@@ -127,7 +127,7 @@ func securityHeaders() echo.MiddlewareFunc {
 // (HTML errors).
 func isAPIRequest(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz" || p == "/metrics"
+	return strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz"
 }
 
 const csrfContextKey = "csrf"

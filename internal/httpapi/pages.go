@@ -178,6 +178,11 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			view.IdempotencyKey = uuid.NewString()
 			view.Notice = "This form was already sent with other details. Please check them and send it again."
 			return render(c, http.StatusUnprocessableEntity, "posting", view)
+		case errors.Is(err, application.ErrIdempotencyKeyInFlight):
+			// The first click is still being stored; sending the same form
+			// again (same key) will land on its status page.
+			view.Notice = "We are still saving this application. Please wait a few seconds and send the form again."
+			return render(c, http.StatusConflict, "posting", view)
 		case errors.Is(err, application.ErrPostingClosed):
 			return render(c, http.StatusConflict, "message", closedView(p))
 		case err != nil:

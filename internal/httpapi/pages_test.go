@@ -12,9 +12,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/testkit"
 )
 
@@ -297,4 +299,27 @@ func TestPagesSecurityHeaders(t *testing.T) {
 	}
 	require.NotContains(t, b.get("/jobs/go-engineer").Body, "<script>", "no inline script")
 	require.Contains(t, b.get("/static/app.js").Body, "addEventListener")
+}
+
+func TestApplyFormWhileFirstSubmitStillRuns(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, &testkit.APIOpts{Configure: func(c *config.Config) { c.IdempotencyWait = 200 * time.Millisecond }})
+	api.CreatePosting(t, "go-engineer")
+	b := newBrowser(t, api)
+	fields := fillIn(formFields(t, b.get("/jobs/go-engineer").Body), "Ada Lovelace", "ada@example.com")
+	ctx := context.Background()
+	tx, err := api.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // rolled back on purpose below
+	_, err = tx.Exec(ctx, `INSERT INTO idempotency_keys (key, fingerprint, state, expires_at)
+		VALUES ($1, decode(repeat('00', 32), 'hex'), 'processing', now() + interval '2 days')`, fields.Get("idempotency_key"))
+	require.NoError(t, err)
+
+	res := b.post("/jobs/go-engineer/apply", fields)
+
+	require.Equal(t, http.StatusConflict, res.Status)
+	require.Contains(t, res.Body, "We are still saving this application")
+	require.Contains(t, res.Body, `name="idempotency_key" value="`+fields.Get("idempotency_key")+`"`, "the same key, so sending again replays")
+	require.NoError(t, tx.Rollback(ctx))
+	require.Zero(t, api.Count(t, "applications"))
 }

@@ -20,7 +20,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 	limitSubmits := rateLimit(d.Config.RateLimit, d.Config.RateBurst)
 
 	e.GET("/healthz", handleHealthz())
-	e.GET("/readyz", handleReadyz(d.Ready))
+	e.GET("/readyz", handleReadyz(d.Ready, d.Logger))
 
 	// Applicant pages.
 	e.GET("/static/*", echo.WrapHandler(web.Static()), cacheStatic())

@@ -30,7 +30,3 @@ func (w *AnalyticsEventWorker) Work(ctx context.Context, job *river.Job[Analytic
 func (w *AnalyticsEventWorker) NextRetry(job *river.Job[AnalyticsEventArgs]) time.Time {
 	return w.Retry.next(time.Now(), job.Attempt)
 }
-
-func (w *AnalyticsEventWorker) Timeout(*river.Job[AnalyticsEventArgs]) time.Duration {
-	return w.JobTimeout
-}

@@ -55,10 +55,9 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		Store:        d.Store,
 		Sender:       d.Sender,
 		Retry:        s.Retry,
-		JobTimeout:   s.JobTimeout,
 		RecordWithin: min(10*time.Second, s.RescueAfter-s.JobTimeout),
 	})
-	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry, JobTimeout: s.JobTimeout})
+	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry})
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues: map[string]river.QueueConfig{
 			QueueEmail:     {MaxWorkers: s.EmailConcurrency},

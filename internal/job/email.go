@@ -20,10 +20,9 @@ import (
 // between the SMTP server's acceptance and the ledger's commit.
 type ConfirmationEmailWorker struct {
 	river.WorkerDefaults[ConfirmationEmailArgs]
-	Store      *postgres.Store
-	Sender     *mail.Sender
-	Retry      RetrySchedule
-	JobTimeout time.Duration
+	Store  *postgres.Store
+	Sender *mail.Sender
+	Retry  RetrySchedule
 	// RecordWithin bounds how long an accepted message's "sent" may take to
 	// be recorded once the job's own context has ended. It must end before
 	// River could rescue the job (RescueAfter - JobTimeout), or a slow
@@ -73,19 +72,23 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	if !errors.As(sendErr, &failure) {
 		failure = &mail.Failure{}
 	}
+	// The job's context may have ended (timeout, shutdown): the ledger must
+	// still leave "sending", or the status page would say so for ever.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.RecordWithin)
+	defer cancel()
 	switch {
 	case failure.Permanent:
-		if err := w.Store.DeliveryUnsent(ctx, id, application.EmailFailed, application.FailurePermanent, failure.Code); err != nil {
+		if err := w.Store.DeliveryUnsent(recordCtx, id, application.EmailFailed, application.FailurePermanent, failure.Code); err != nil {
 			return err
 		}
 		return river.JobCancel(failure)
 	case job.Attempt >= job.MaxAttempts:
-		if err := w.Store.DeliveryUnsent(ctx, id, application.EmailFailed, application.FailureExhausted, failure.Code); err != nil {
+		if err := w.Store.DeliveryUnsent(recordCtx, id, application.EmailFailed, application.FailureExhausted, failure.Code); err != nil {
 			return err
 		}
 		return failure
 	default:
-		if err := w.Store.DeliveryUnsent(ctx, id, application.EmailRetrying, application.FailureTemporary, failure.Code); err != nil {
+		if err := w.Store.DeliveryUnsent(recordCtx, id, application.EmailRetrying, application.FailureTemporary, failure.Code); err != nil {
 			return err
 		}
 		return failure
@@ -118,8 +121,4 @@ func (w *ConfirmationEmailWorker) recordSent(ctx context.Context, job *river.Job
 
 func (w *ConfirmationEmailWorker) NextRetry(job *river.Job[ConfirmationEmailArgs]) time.Time {
 	return w.Retry.next(time.Now(), job.Attempt)
-}
-
-func (w *ConfirmationEmailWorker) Timeout(*river.Job[ConfirmationEmailArgs]) time.Duration {
-	return w.JobTimeout
 }

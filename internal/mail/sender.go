@@ -92,10 +92,11 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		return classify(err, "connect")
 	}
 	err = client.SendWithSMTPClient(conn, msg)
-	// Once the server has accepted the message, a failing QUIT must not
-	// turn into a retry (and a second copy), so its error is ignored.
+	// Once the server has accepted the message, a failing RSET, NOOP or
+	// QUIT after it must not turn into a retry (and a second copy), nor
+	// into "failed": the message is delivered.
 	_ = client.CloseWithSMTPClient(conn)
-	if err != nil {
+	if err != nil && !msg.IsDelivered() {
 		return classify(err, "send")
 	}
 	return nil

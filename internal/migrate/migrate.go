@@ -114,7 +114,9 @@ func (m *Migrator) Check(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read Intake schema version: %w", err)
 	}
-	if current != target {
+	// A newer schema is fine: during a rolling deploy the replicas not yet
+	// upgraded run against it (migrations are written to allow that).
+	if current < target {
 		return fmt.Errorf("%w: Intake schema at version %d, want %d", ErrSchemaOutdated, current, target)
 	}
 	res, err := m.river.Validate(ctx, nil)

@@ -40,8 +40,8 @@ type Relay struct {
 	// forever and the relay would never dispatch again.
 	RoundTimeout time.Duration
 
-	// lastRound is when the relay last finished looking at the outbox (unix
-	// nanoseconds), for Stalled.
+	// lastRound is when a round last succeeded (unix nanoseconds), for
+	// Stalled: rounds that keep failing, or one that hangs, make it stale.
 	lastRound atomic.Int64
 }
 
@@ -71,7 +71,6 @@ func (r *Relay) Run(ctx context.Context) {
 	defer ticker.Stop()
 	for {
 		r.drain(ctx)
-		r.lastRound.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			return
@@ -81,9 +80,9 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 }
 
-// Stalled reports an error when the relay is running but has not finished
-// a round for longer than a round may take plus a poll interval: it is
-// stuck, and the worker's /readyz says so.
+// Stalled reports an error when the relay is running but no round has
+// succeeded for longer than a round may take plus a poll interval: it is
+// stuck or failing, and the worker's /readyz says so.
 func (r *Relay) Stalled(now time.Time) error {
 	last := r.lastRound.Load()
 	if last == 0 {
@@ -94,7 +93,7 @@ func (r *Relay) Stalled(now time.Time) error {
 		timeout = DefaultRoundTimeout
 	}
 	if idle := now.Sub(time.Unix(0, last)); idle > 2*timeout+r.PollInterval {
-		return fmt.Errorf("outbox relay has not finished a round for %s", idle.Round(time.Second))
+		return fmt.Errorf("outbox relay has not completed a round for %s", idle.Round(time.Second))
 	}
 	return nil
 }
@@ -103,6 +102,9 @@ func (r *Relay) Stalled(now time.Time) error {
 func (r *Relay) drain(ctx context.Context) {
 	for ctx.Err() == nil {
 		n, err := r.DispatchOnce(ctx)
+		if err == nil {
+			r.lastRound.Store(time.Now().UnixNano())
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				r.Logger.Warn("outbox dispatch failed; retrying at the next wake-up or poll", "err", err)

@@ -18,5 +18,5 @@ func TestStalled(t *testing.T) {
 	require.NoError(t, r.Stalled(now), "within two round timeouts and a poll")
 
 	r.lastRound.Store(now.Add(-22 * time.Second).UnixNano())
-	require.ErrorContains(t, r.Stalled(now), "outbox relay has not finished a round for 22s")
+	require.ErrorContains(t, r.Stalled(now), "outbox relay has not completed a round for 22s")
 }

@@ -15,16 +15,16 @@ import (
 type EnqueueFunc func(ctx context.Context, tx pgx.Tx, events []application.Event) error
 
 // DispatchEvents is one round of the outbox relay. In ONE transaction it
-// claims up to max undispatched events (oldest first, FOR UPDATE SKIP
+// claims up to limit undispatched events (oldest first, FOR UPDATE SKIP
 // LOCKED), has enqueue insert their River jobs, opens the delivery ledger
 // rows, and marks the events dispatched. Either the jobs exist and the
 // events are dispatched, or neither: a crash at any point leaves the events
 // for the next round. It returns how many events it dispatched.
-func (s *Store) DispatchEvents(ctx context.Context, max int, enqueue EnqueueFunc) (int, error) {
+func (s *Store) DispatchEvents(ctx context.Context, limit int, enqueue EnqueueFunc) (int, error) {
 	var n int
 	err := classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
-		rows, err := q.OutboxClaim(ctx, int32(max))
+		rows, err := q.OutboxClaim(ctx, int32(limit))
 		if err != nil || len(rows) == 0 {
 			return err
 		}

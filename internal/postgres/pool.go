@@ -35,8 +35,8 @@ type PoolOpts struct {
 	IdleInTransactionTimeout time.Duration
 }
 
-// NewPool opens a pool and checks that the database answers. It does not
-// fail when the database is merely down: the pool reconnects on its own, and
+// NewPool opens a pool. It does not connect yet, so it does not fail when
+// the database is merely down: connections are made on demand, and
 // readiness reports the outage.
 func NewPool(ctx context.Context, url string, opts *PoolOpts) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
