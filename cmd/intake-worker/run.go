@@ -50,7 +50,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer func() {
+		if !postgres.ClosePool(pool, 2*time.Second) {
+			logger.Warn("database connections still closing at exit; leaving them to the operating system")
+		}
+	}()
 	migrator, err := migrate.New(pool, logger)
 	if err != nil {
 		return err

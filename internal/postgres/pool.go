@@ -113,3 +113,23 @@ func lockTimeout(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
+
+// ClosePool closes pool, waiting at most timeout. Closing a connection
+// whose peer went silently away waits for pgx's own 15 s close deadline;
+// at shutdown, when every transaction has already ended, that wait only
+// delays the exit, so after timeout ClosePool gives up and the operating
+// system closes the sockets as the process ends. It reports whether the
+// pool closed in time.
+func ClosePool(pool *pgxpool.Pool, timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		pool.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
