@@ -65,12 +65,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Config: cfg,
 		Store:  store,
 		Waker:  waker,
-		Ready: func(ctx context.Context) error {
-			if err := store.Ping(ctx); err != nil {
-				return err
-			}
-			return migrator.Check(ctx)
-		},
+		Ready:  migrator.Ready,
 		Logger: logger,
 	})
 

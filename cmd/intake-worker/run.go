@@ -79,7 +79,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if cfg.AnalyticsSink == "http" {
 		sink = analytics.HTTPSink{URL: cfg.AnalyticsURL.String(), Client: &http.Client{Timeout: cfg.JobTimeout / 2}}
 	}
-	retry := job.RetrySchedule{Base: cfg.RetryBase, Max: cfg.RetryMax, For: cfg.RetryFor}
+	retry := job.RetryFromConfig(cfg)
 	riverClient, err := job.NewClient(pool, job.Deps{Store: store, Sender: sender, Sink: sink, Logger: logger}, job.Settings{
 		EmailConcurrency:     cfg.EmailConcurrency,
 		AnalyticsConcurrency: cfg.AnalyticsConcurrency,
@@ -111,13 +111,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	opsServer := &http.Server{
 		Handler: ops.Handler(func(ctx context.Context) error {
-			if err := store.Ping(ctx); err != nil {
-				return err
-			}
 			if err := relay.Stalled(time.Now()); err != nil {
 				return err
 			}
-			return migrator.Check(ctx)
+			return migrator.Ready(ctx)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}

@@ -78,14 +78,11 @@ func deliveries(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, stor
 		if err != nil {
 			return err
 		}
-		maxAttempts := job.RetrySchedule{Base: cfg.RetryBase, Max: cfg.RetryMax, For: cfg.RetryFor}.MaxAttempts()
+		maxAttempts := job.RetryFromConfig(cfg).MaxAttempts()
 		requeued, err := store.RequeueFailedDeliveries(ctx, ids, func(ctx context.Context, tx pgx.Tx, appIDs []string) error {
 			params := make([]river.InsertManyParams, len(appIDs))
 			for i, id := range appIDs {
-				params[i] = river.InsertManyParams{
-					Args:       job.ConfirmationEmailArgs{ApplicationID: id},
-					InsertOpts: &river.InsertOpts{Queue: job.QueueEmail, MaxAttempts: maxAttempts},
-				}
+				params[i] = job.ConfirmationEmail(id, maxAttempts)
 			}
 			_, err := inserter.InsertManyTx(ctx, tx, params)
 			return err

@@ -205,11 +205,7 @@ func statusPagePath(id, token string) string {
 // where the confirmation email is, refreshing while that can still change.
 func handleStatusPage(store *postgres.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		token := c.QueryParam("token")
-		if token == "" {
-			return application.ErrNotFound
-		}
-		st, err := store.ApplicationStatus(c.Request().Context(), c.Param("id"), hashToken(token))
+		st, err := statusFor(c, store)
 		if err != nil {
 			return err
 		}

@@ -22,15 +22,10 @@ type emailJSON struct {
 	LastAttemptAt *time.Time `json:"last_attempt_at"`
 }
 
-// handleStatus answers the holder of a status token. A missing or wrong
-// token gets the same 404 as an unknown id, so ids cannot be probed.
+// handleStatus answers the holder of a status token (see statusFor).
 func handleStatus(store *postgres.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		token := c.QueryParam("token")
-		if token == "" {
-			return application.ErrNotFound
-		}
-		st, err := store.ApplicationStatus(c.Request().Context(), c.Param("id"), hashToken(token))
+		st, err := statusFor(c, store)
 		if err != nil {
 			return err
 		}
@@ -44,4 +39,15 @@ func handleStatus(store *postgres.Store) echo.HandlerFunc {
 			},
 		})
 	}
+}
+
+// statusFor looks up the application in the path for the holder of the
+// token in the query. A missing or wrong token is ErrNotFound, exactly like
+// an unknown id, so ids cannot be probed.
+func statusFor(c echo.Context, store *postgres.Store) (application.Status, error) {
+	token := c.QueryParam("token")
+	if token == "" {
+		return application.Status{}, application.ErrNotFound
+	}
+	return store.ApplicationStatus(c.Request().Context(), c.Param("id"), hashToken(token))
 }

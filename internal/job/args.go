@@ -53,6 +53,15 @@ func (a AnalyticsEventArgs) event() application.Event {
 	}
 }
 
+// ConfirmationEmail is the insert of one application's confirmation email
+// job, for the relay and for retries of failed deliveries alike.
+func ConfirmationEmail(applicationID string, maxAttempts int) river.InsertManyParams {
+	return river.InsertManyParams{
+		Args:       ConfirmationEmailArgs{ApplicationID: applicationID},
+		InsertOpts: &river.InsertOpts{Queue: QueueEmail, MaxAttempts: maxAttempts},
+	}
+}
+
 // ForEvent returns the jobs an outbox event fans out to: for
 // application.submitted, the confirmation email and the analytics record.
 // maxAttempts comes from the retry schedule.
@@ -70,11 +79,5 @@ func ForEvent(ev application.Event, maxAttempts int) []river.InsertManyParams {
 	if ev.Kind != application.EventSubmitted {
 		return []river.InsertManyParams{analytics}
 	}
-	return []river.InsertManyParams{
-		{
-			Args:       ConfirmationEmailArgs{ApplicationID: ev.ApplicationID},
-			InsertOpts: &river.InsertOpts{Queue: QueueEmail, MaxAttempts: maxAttempts},
-		},
-		analytics,
-	}
+	return []river.InsertManyParams{ConfirmationEmail(ev.ApplicationID, maxAttempts), analytics}
 }

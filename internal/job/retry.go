@@ -3,6 +3,8 @@ package job
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/intake/intake/internal/config"
 )
 
 // RetrySchedule is the backoff both job kinds use: the delay doubles from
@@ -10,6 +12,11 @@ import (
 // every job at once, and jobs keep retrying for at least For.
 type RetrySchedule struct {
 	Base, Max, For time.Duration
+}
+
+// RetryFromConfig is the schedule the configuration asks for.
+func RetryFromConfig(cfg config.Config) RetrySchedule {
+	return RetrySchedule{Base: cfg.RetryBase, Max: cfg.RetryMax, For: cfg.RetryFor}
 }
 
 // Delay is the wait before retry number attempt (1-based), without jitter.

@@ -97,6 +97,15 @@ func (m *Migrator) Up(ctx context.Context) error {
 // version this binary expects; run intakectl migrate.
 var ErrSchemaOutdated = errors.New("schema not at the expected version")
 
+// Ready is a replica's readiness: the database answers and both schemas
+// are at the versions this binary was built with.
+func (m *Migrator) Ready(ctx context.Context) error {
+	if err := m.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	return m.Check(ctx)
+}
+
 // Check reports whether both schemas are at the versions this binary was
 // built with.
 func (m *Migrator) Check(ctx context.Context) error {

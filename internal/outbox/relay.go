@@ -88,11 +88,7 @@ func (r *Relay) Stalled(now time.Time) error {
 	if last == 0 {
 		return nil // not started yet
 	}
-	timeout := r.RoundTimeout
-	if timeout <= 0 {
-		timeout = DefaultRoundTimeout
-	}
-	if idle := now.Sub(time.Unix(0, last)); idle > 2*timeout+r.PollInterval {
+	if idle := now.Sub(time.Unix(0, last)); idle > 2*r.roundTimeout()+r.PollInterval {
 		return fmt.Errorf("outbox relay has not completed a round for %s", idle.Round(time.Second))
 	}
 	return nil
@@ -117,15 +113,18 @@ func (r *Relay) drain(ctx context.Context) {
 	}
 }
 
+func (r *Relay) roundTimeout() time.Duration {
+	if r.RoundTimeout <= 0 {
+		return DefaultRoundTimeout
+	}
+	return r.RoundTimeout
+}
+
 // DispatchOnce runs one round: at most Batch events become River jobs, in
 // one transaction, within RoundTimeout. It returns how many events it
 // dispatched.
 func (r *Relay) DispatchOnce(ctx context.Context) (int, error) {
-	timeout := r.RoundTimeout
-	if timeout <= 0 {
-		timeout = DefaultRoundTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, r.roundTimeout())
 	defer cancel()
 	return r.Store.DispatchEvents(ctx, r.Batch, func(ctx context.Context, tx pgx.Tx, events []application.Event) error {
 		params := make([]river.InsertManyParams, 0, 2*len(events))

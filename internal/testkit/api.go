@@ -93,12 +93,7 @@ func StartAPI(tb testing.TB, opts *APIOpts) *API {
 		Config: cfg,
 		Store:  store,
 		Waker:  waker,
-		Ready: func(ctx context.Context) error {
-			if err := store.Ping(ctx); err != nil {
-				return err
-			}
-			return migrator.Check(ctx)
-		},
+		Ready:  migrator.Ready,
 		Logger: logger,
 	}))
 
