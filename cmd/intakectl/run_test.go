@@ -3,49 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/postgres"
 	"github.com/intake/intake/internal/testkit"
 )
-
-// emptyDB creates a database with nothing in it (not cloned from the
-// migrated template) and drops it when the test ends.
-func emptyDB(t *testing.T) string {
-	t.Helper()
-	ctx := context.Background()
-	server := testkit.ServerURL()
-	conn, err := pgx.Connect(ctx, server)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-
-	name := "intakectl_empty_" + strings.ToLower(rand.Text()[:12])
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-
-	u, err := url.Parse(server)
-	require.NoError(t, err)
-	u.Path = "/" + name
-	return u.String()
-}
 
 // ctl runs intakectl against one database, as an operator would.
 type ctl struct {
@@ -96,7 +62,7 @@ func (c *ctl) listed(titles map[string]string) map[string]string {
 
 func TestMigrate(t *testing.T) {
 	t.Parallel()
-	c := newCtl(t, emptyDB(t))
+	c := newCtl(t, testkit.EmptyDB(t))
 
 	out, logs, err := c.run("migrate")
 	require.NoError(t, err, logs)

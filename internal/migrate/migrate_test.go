@@ -2,10 +2,8 @@ package migrate_test
 
 import (
 	"context"
-	"crypto/rand"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,37 +21,6 @@ import (
 	"github.com/intake/intake/internal/postgres"
 	"github.com/intake/intake/internal/testkit"
 )
-
-// emptyDB creates a database with nothing in it (not cloned from the
-// migrated template) and drops it when the test ends.
-func emptyDB(t *testing.T) string {
-	t.Helper()
-	ctx := context.Background()
-	server := testkit.ServerURL()
-	conn, err := pgx.Connect(ctx, server)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-
-	name := "intake_empty_" + strings.ToLower(rand.Text()[:12])
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-
-	u, err := url.Parse(server)
-	require.NoError(t, err)
-	u.Path = "/" + name
-	return u.String()
-}
 
 // testBundle is one migrator over its own pool, and a log of what it did.
 type testBundle struct {
@@ -156,7 +123,7 @@ func requireNoTables(t *testing.T, pool *pgxpool.Pool) {
 func TestUpOnEmptyDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := setup(t, emptyDB(t))
+	b := setup(t, testkit.EmptyDB(t))
 	requireNoTables(t, b.pool)
 
 	require.NoError(t, b.migrator.Up(ctx))
@@ -176,7 +143,7 @@ func TestUpOnEmptyDatabase(t *testing.T) {
 func TestUpTwiceIsNoOp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := emptyDB(t)
+	dbURL := testkit.EmptyDB(t)
 	first := setup(t, dbURL)
 	require.NoError(t, first.migrator.Up(ctx))
 	requireMigrated(t, first.pool)
@@ -194,7 +161,7 @@ func TestUpTwiceIsNoOp(t *testing.T) {
 func TestUpConcurrently(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := emptyDB(t)
+	dbURL := testkit.EmptyDB(t)
 
 	const n = 4
 	bundles := make([]*testBundle, n)
@@ -233,7 +200,7 @@ func TestCheck(t *testing.T) {
 
 	t.Run("empty database", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, emptyDB(t))
+		b := setup(t, testkit.EmptyDB(t))
 		err := b.migrator.Check(ctx)
 		require.ErrorIs(t, err, migrate.ErrSchemaOutdated)
 		// Check is what /readyz runs on every replica: it only reads. (goose
@@ -247,7 +214,7 @@ func TestCheck(t *testing.T) {
 
 	t.Run("River migrated, Intake not", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, emptyDB(t))
+		b := setup(t, testkit.EmptyDB(t))
 		river, err := rivermigrate.New(riverpgxv5.New(b.pool), nil)
 		require.NoError(t, err)
 		_, err = river.Migrate(ctx, rivermigrate.DirectionUp, nil)
@@ -257,7 +224,7 @@ func TestCheck(t *testing.T) {
 
 	t.Run("Intake migrated, River one version behind", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, emptyDB(t))
+		b := setup(t, testkit.EmptyDB(t))
 		require.NoError(t, b.migrator.Up(ctx))
 		river, err := rivermigrate.New(riverpgxv5.New(b.pool), nil)
 		require.NoError(t, err)

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -12,8 +13,10 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver pgtestdb uses
 	"github.com/peterldowns/pgtestdb"
@@ -123,4 +126,41 @@ func (schemaMigrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Conf
 	}
 	defer m.Close()
 	return m.Up(ctx)
+}
+
+// EmptyDB creates a database with nothing in it (not cloned from the
+// migrated template), for tests of migrating itself, and drops it when the
+// test ends.
+func EmptyDB(tb testing.TB) string {
+	tb.Helper()
+	ctx := context.Background()
+	server := ServerURL()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		tb.Fatalf("connect to %s: %v", server, err)
+	}
+	defer conn.Close(ctx)
+
+	name := "intake_empty_" + strings.ToLower(rand.Text()[:12])
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		tb.Fatalf("create database %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			tb.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			tb.Errorf("drop database %s: %v", name, err)
+		}
+	})
+
+	u, err := url.Parse(server)
+	if err != nil {
+		tb.Fatalf("INTAKE_TEST_DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }
