@@ -19,9 +19,11 @@ func TestAPISIGKILL(t *testing.T) {
 	const (
 		clients = 200
 		total   = 1000
-		rate    = 100.0 // submissions per second: the load lasts 10 s
-		burst   = 100   // released together, once a second
-		kills   = 5
+		// The load lasts about 14 s: longer than five kill cycles at their
+		// slowest (about 2.4 s each), so every kill lands under load.
+		rate  = 70.0 // submissions per second
+		burst = 70   // released together, once a second
+		kills = 5
 	)
 	c := NewCluster(t, ClusterOpts{APIs: 2, Workers: 2})
 	load := c.StartLoad(Load{Clients: clients, Total: total, Prefix: "apikill", Rate: rate, Burst: burst, Deadline: time.Minute})
