@@ -17,8 +17,11 @@ func TestGracefulRestarts(t *testing.T) {
 	const (
 		clients = 50
 		total   = 1500
-		rate    = 75.0 // per second: the load lasts 20 s
-		burst   = 25   // released together, three times a second
+		// The load lasts about 30 s: longer than four restart steps at
+		// their slowest (2 s pause, up to 2 s waiting to strike, the stop
+		// and the restart), so every restart lands under load.
+		rate  = 50.0 // per second
+		burst = 25   // released together, twice a second
 	)
 	// A slow SMTP server (100 ms per message) keeps emails in flight when a
 	// worker is told to stop; bursts keep requests in flight on an API.
