@@ -170,10 +170,12 @@ func TestSubmitStoresApplicationEventAndKey(t *testing.T) {
 	var fields map[string]any
 	require.NoError(t, json.Unmarshal(payload, &fields))
 	require.Equal(t, map[string]any{"application_id": sub.ID, "posting_slug": b.slug}, fields)
+	// Fragments short enough to occur in a UUID's hex ("ada", digits) are
+	// not checked: the exact map above already allows nothing else.
 	lower := strings.ToLower(string(payload))
 	for _, personal := range []string{
-		sub.Applicant.FullName, "ada", "lovelace", sub.EmailNormalized, "example.com",
-		sub.Applicant.Phone, "7946", sub.Applicant.CoverLetter, "engines",
+		sub.Applicant.FullName, "lovelace", sub.EmailNormalized, "example.com",
+		sub.Applicant.Phone, sub.Applicant.CoverLetter, "engines",
 	} {
 		require.NotContains(t, lower, strings.ToLower(personal), "event payload carries personal data")
 	}
