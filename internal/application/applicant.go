@@ -30,15 +30,20 @@ type Applicant struct {
 	Links       []string
 }
 
-// Normalize trims surrounding whitespace from every field, in place.
-// Validate calls it first.
+// Normalize trims surrounding whitespace from every field of a. Validate
+// calls it first. Links get a new slice: the caller's array is not written
+// to, so one slice may back several applicants.
 func (a *Applicant) Normalize() {
 	a.FullName = strings.TrimSpace(a.FullName)
 	a.Email = strings.TrimSpace(a.Email)
 	a.Phone = strings.TrimSpace(a.Phone)
 	a.CoverLetter = strings.TrimSpace(a.CoverLetter)
-	for i, l := range a.Links {
-		a.Links[i] = strings.TrimSpace(l)
+	if a.Links != nil {
+		links := make([]string, len(a.Links))
+		for i, l := range a.Links {
+			links[i] = strings.TrimSpace(l)
+		}
+		a.Links = links
 	}
 }
 
