@@ -2,8 +2,10 @@ package mail
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/mail"
 	"os"
 	"strings"
@@ -20,7 +22,8 @@ type SMTPConfig struct {
 	Username string
 	Password string
 	From     *mail.Address
-	// Timeout bounds the dial and each SMTP command.
+	// Timeout bounds the dial and each stage of the exchange (connect,
+	// send, close); the context given to Send bounds the whole of it.
 	Timeout time.Duration
 }
 
@@ -47,8 +50,12 @@ func NewSender(cfg SMTPConfig) (*Sender, error) {
 // Domain is the sender's domain, used in Message-IDs.
 func (s *Sender) Domain() string { return s.domain }
 
-// Send delivers m. The error, when there is one, is a *Failure: it says
-// whether to retry and carries the SMTP code, never the server's text.
+// Send delivers m. The whole exchange (dial, greeting, EHLO, STARTTLS,
+// AUTH, MAIL, RCPT, DATA, QUIT) ends when ctx ends: go-mail takes no context
+// after the dial and gives each stage a fresh deadline, so the connection
+// is closed when ctx is done. The error, when there is one, is a *Failure:
+// it says whether to retry and carries the SMTP code, never the server's
+// text.
 func (s *Sender) Send(ctx context.Context, m Message) error {
 	msg := gomail.NewMsg()
 	if err := msg.FromFormat(s.cfg.From.Name, s.cfg.From.Address); err != nil {
@@ -63,26 +70,9 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 
-	opts := []gomail.Option{
-		gomail.WithPort(s.cfg.Port),
-		gomail.WithTimeout(s.cfg.Timeout),
-		gomail.WithHELO(s.domain),
-	}
-	switch s.cfg.TLS {
-	case "none":
-		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
-	case "starttls":
-		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
-	case "tls":
-		opts = append(opts, gomail.WithSSL())
-	}
-	if s.cfg.Username != "" {
-		opts = append(opts,
-			gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
-			gomail.WithUsername(s.cfg.Username),
-			gomail.WithPassword(s.cfg.Password))
-	}
-	client, err := gomail.NewClient(s.cfg.Host, opts...)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	client, err := gomail.NewClient(s.cfg.Host, s.options(ctx)...)
 	if err != nil {
 		return &Failure{cause: "client setup"}
 	}
@@ -100,6 +90,76 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		return classify(err, "send")
 	}
 	return nil
+}
+
+func (s *Sender) options(ctx context.Context) []gomail.Option {
+	tlsConfig := &tls.Config{ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12}
+	opts := []gomail.Option{
+		gomail.WithPort(s.cfg.Port),
+		gomail.WithTimeout(s.cfg.Timeout),
+		gomail.WithHELO(s.domain),
+		gomail.WithTLSConfig(tlsConfig),
+		gomail.WithDialContextFunc(s.dialer(ctx, tlsConfig)),
+	}
+	switch s.cfg.TLS {
+	case "none":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	case "starttls":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	case "tls":
+		opts = append(opts, gomail.WithSSL())
+	}
+	if s.cfg.Username != "" {
+		opts = append(opts, gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
+		if s.cfg.TLS == "tls" {
+			// With its own dialer go-mail cannot tell the connection is
+			// encrypted, and its auto-discovery would then refuse PLAIN
+			// and LOGIN; the dialer below always speaks TLS in this mode.
+			opts = append(opts, gomail.WithOpportunisticSMTPAuth(
+				gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5,
+				gomail.SMTPAuthPlain, gomail.SMTPAuthLogin))
+		} else {
+			opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover))
+		}
+	}
+	return opts
+}
+
+// dialer connects for one send and ties the connection to sendCtx: when
+// sendCtx ends, the connection is closed, which ends whatever command is
+// waiting on it. In "tls" mode it also does the TLS handshake, which go-mail
+// leaves to a custom dialer.
+func (s *Sender) dialer(sendCtx context.Context, tlsConfig *tls.Config) gomail.DialContextFunc {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		stop := context.AfterFunc(sendCtx, func() { _ = conn.Close() })
+		conn = &contextConn{Conn: conn, stop: stop}
+		if s.cfg.TLS != "tls" {
+			return conn, nil
+		}
+		tlsConn := tls.Client(conn, tlsConfig)
+		if err := tlsConn.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return tlsConn, nil
+	}
+}
+
+// contextConn is a connection closed when its send's context ends; closing
+// it earlier releases that watch.
+type contextConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *contextConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
 }
 
 // Failure is a failed delivery, reduced to what may be stored and logged.
@@ -138,8 +198,9 @@ func classify(err error, stage string) *Failure {
 	}
 	// A dial timeout matches context.DeadlineExceeded; a server that stops
 	// answering trips the connection deadline go-mail sets, which only
-	// matches os.ErrDeadlineExceeded.
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+	// matches os.ErrDeadlineExceeded; a send cut by its context ends on a
+	// closed connection.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
 		return &Failure{cause: stage + ": timeout"}
 	}
 	return &Failure{cause: stage}
