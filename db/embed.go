@@ -14,3 +14,9 @@ var Migrations embed.FS
 //
 //go:embed river/job_counts.sql
 var RiverJobCounts string
+
+// DeliveriesAbandon ends the deliveries whose confirmation job is gone
+// ($1: how long a row must have been left alone).
+//
+//go:embed river/deliveries_abandon.sql
+var DeliveriesAbandon string

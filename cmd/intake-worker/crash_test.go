@@ -27,7 +27,8 @@ func processEnv(dbURL string, mailSrv *testkit.SMTPServer) map[string]string {
 		"INTAKE_RETRY_MAX":           "500ms",
 		"INTAKE_SMTP_TIMEOUT":        "1s",
 		"INTAKE_JOB_TIMEOUT":         "2s",
-		"INTAKE_RESCUE_AFTER":        "3s",
+		"INTAKE_RESCUE_AFTER":        "3500ms",
+		"INTAKE_RECORD_TIMEOUT":      "1s",
 		"INTAKE_SHUTDOWN_TIMEOUT":    "10s",
 		"INTAKE_EMAIL_CONCURRENCY":   strconv.Itoa(emailConcurrency),
 	}

@@ -87,6 +87,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		FetchPollInterval:    cfg.FetchPollInterval,
 		JobTimeout:           cfg.JobTimeout,
 		RescueAfter:          cfg.RescueAfter,
+		RecordTimeout:        cfg.RecordTimeout,
 		Retry:                retry,
 	})
 	if err != nil {

@@ -9,26 +9,43 @@ LEFT JOIN deliveries d ON d.application_id = a.id
 WHERE a.id = @application_id;
 
 -- name: DeliveryAttemptStart :one
--- Counts an attempt before talking to the SMTP server, committed on its own,
--- so attempts stay right even when the worker dies mid-send.
-INSERT INTO deliveries (application_id, state, attempts, last_attempt_at)
-VALUES (@application_id, 'sending', 1, now())
+-- Starts an attempt and takes the delivery's lease, committed on its own so
+-- attempts stay right even when the worker dies mid-send. It takes nothing
+-- (no row) while another attempt's lease is live, after the email was sent,
+-- or once the delivery failed: the caller reads which with DeliveryLeaseGet.
+-- The new attempts value is the attempt's number: its fencing token.
+INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at)
+VALUES (@application_id, 'sending', 1, now(), now() + @lease::interval)
 ON CONFLICT (application_id) DO UPDATE
 SET state = 'sending',
     attempts = deliveries.attempts + 1,
     last_attempt_at = now(),
+    lease_expires_at = now() + @lease::interval,
     updated_at = now()
-WHERE deliveries.state <> 'sent'
+WHERE deliveries.state IN ('queued', 'retrying', 'sending')
+  AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
 RETURNING attempts;
 
+-- name: DeliveryLeaseGet :one
+-- Why DeliveryAttemptStart took nothing: the state, and how long the live
+-- lease has left (by the database's clock, the one leases are taken by).
+SELECT state,
+       coalesce(extract(epoch FROM lease_expires_at - now()), 0)::float8 AS lease_left_seconds
+FROM deliveries
+WHERE application_id = @application_id;
+
 -- name: DeliveryMarkSent :execrows
+-- Records the send, only for the attempt that owns the delivery.
 UPDATE deliveries
-SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = NULL, updated_at = now()
-WHERE application_id = @application_id AND state <> 'sent';
+SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = NULL,
+    lease_expires_at = NULL, updated_at = now()
+WHERE application_id = @application_id AND state = 'sending' AND attempts = @attempt;
 
 -- name: DeliveryMarkUnsent :execrows
--- Records a failed attempt: 'retrying' (River will try again) or 'failed'.
--- A delivery already sent is never downgraded.
+-- Records a failed attempt, 'retrying' (River will try again) or 'failed',
+-- only for the attempt that owns the delivery: a late attempt never
+-- overwrites a newer one's state, and a sent delivery is never downgraded.
 UPDATE deliveries
-SET state = @state, last_error_class = @error_class, last_smtp_code = sqlc.narg(smtp_code), updated_at = now()
-WHERE application_id = @application_id AND state <> 'sent';
+SET state = @state, last_error_class = @error_class, last_smtp_code = sqlc.narg(smtp_code),
+    lease_expires_at = NULL, updated_at = now()
+WHERE application_id = @application_id AND state = 'sending' AND attempts = @attempt;

@@ -34,4 +34,5 @@ const (
 	FailureTemporary = "temporary" // 4xx, refused connection, timeout, TLS: retried
 	FailurePermanent = "permanent" // 5xx: not retried
 	FailureExhausted = "exhausted" // temporary failures until the last attempt
+	FailureAbandoned = "abandoned" // the job ended without recording an outcome (its worker died on the last attempt, it was cancelled or deleted)
 )

@@ -59,6 +59,7 @@ type Config struct {
 	SMTPTimeout          time.Duration
 	JobTimeout           time.Duration
 	RescueAfter          time.Duration
+	RecordTimeout        time.Duration
 	RetryBase            time.Duration
 	RetryMax             time.Duration
 	RetryFor             time.Duration
@@ -103,9 +104,10 @@ var Vars = []Var{
 	{Name: "INTAKE_FETCH_POLL_INTERVAL", Default: "250ms", Help: "how often a queue looks for jobs when no insert notification arrived"},
 	{Name: "INTAKE_RELAY_POLL_INTERVAL", Default: "1s", Help: "how often the relay looks for events when no notification woke it"},
 	{Name: "INTAKE_RELAY_BATCH", Default: "500", Help: "events the relay dispatches per transaction"},
-	{Name: "INTAKE_SMTP_TIMEOUT", Default: "10s", Help: "timeout for the SMTP dial and each SMTP command"},
-	{Name: "INTAKE_JOB_TIMEOUT", Default: "30s", Help: "longest a job may run before it is cancelled and retried"},
-	{Name: "INTAKE_RESCUE_AFTER", Default: "1m", Help: "a job still running after this long (its worker died) is run again by any worker"},
+	{Name: "INTAKE_SMTP_TIMEOUT", Default: "10s", Help: "timeout for the SMTP dial and for each stage of the exchange; the whole send ends with its job's INTAKE_JOB_TIMEOUT"},
+	{Name: "INTAKE_JOB_TIMEOUT", Default: "30s", Help: "longest a job may run before it is cancelled and retried; bounds every email send"},
+	{Name: "INTAKE_RECORD_TIMEOUT", Default: "20s", Help: "time kept after a send to record its outcome (through a database outage); an email attempt's lease is INTAKE_JOB_TIMEOUT + this"},
+	{Name: "INTAKE_RESCUE_AFTER", Default: "1m", Help: "a job still running after this long (its worker died) is run again by any worker; must exceed INTAKE_JOB_TIMEOUT + INTAKE_RECORD_TIMEOUT"},
 	{Name: "INTAKE_RETRY_BASE", Default: "10s", Help: "first retry delay; doubles per attempt"},
 	{Name: "INTAKE_RETRY_MAX", Default: "30m", Help: "longest delay between retries"},
 	{Name: "INTAKE_RETRY_FOR", Default: "72h", Help: "how long a failing email or analytics job keeps being retried before it is given up"},
@@ -170,14 +172,18 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RelayBatch = r.intIn("INTAKE_RELAY_BATCH", 1, 10000)
 	c.SMTPTimeout = r.duration("INTAKE_SMTP_TIMEOUT", 100*time.Millisecond, 5*time.Minute)
 	c.JobTimeout = r.duration("INTAKE_JOB_TIMEOUT", time.Second, time.Hour)
+	c.RecordTimeout = r.duration("INTAKE_RECORD_TIMEOUT", time.Second, time.Hour)
 	c.RescueAfter = r.duration("INTAKE_RESCUE_AFTER", 2*time.Second, 24*time.Hour)
 	if c.SMTPTimeout >= c.JobTimeout && r.ok("INTAKE_SMTP_TIMEOUT", "INTAKE_JOB_TIMEOUT") {
 		r.fail("INTAKE_SMTP_TIMEOUT", "must be shorter than INTAKE_JOB_TIMEOUT")
 	}
-	// A job is rescued only once it cannot still be running: its own timeout
-	// must have cancelled it first, or a slow job would run twice.
-	if c.RescueAfter <= c.JobTimeout && r.ok("INTAKE_RESCUE_AFTER", "INTAKE_JOB_TIMEOUT") {
-		r.fail("INTAKE_RESCUE_AFTER", "must be longer than INTAKE_JOB_TIMEOUT")
+	// The rule behind "one email per application unless a worker dies": an
+	// email attempt (its send, bounded by the job's timeout, then the
+	// record of its outcome) must be over before River could rescue its job
+	// and run it again. The delivery's lease fences the rest.
+	if c.RescueAfter <= c.JobTimeout+c.RecordTimeout && r.ok("INTAKE_RESCUE_AFTER", "INTAKE_JOB_TIMEOUT", "INTAKE_RECORD_TIMEOUT") {
+		r.fail("INTAKE_RESCUE_AFTER", fmt.Sprintf("must be longer than INTAKE_JOB_TIMEOUT + INTAKE_RECORD_TIMEOUT (%s + %s), so an email attempt and the record of its outcome end before its job can be rescued",
+			c.JobTimeout, c.RecordTimeout))
 	}
 	c.RetryBase = r.duration("INTAKE_RETRY_BASE", time.Millisecond, time.Hour)
 	c.RetryMax = r.duration("INTAKE_RETRY_MAX", time.Millisecond, 24*time.Hour)
@@ -227,6 +233,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("INTAKE_RELAY_BATCH", c.RelayBatch),
 		slog.String("INTAKE_SMTP_TIMEOUT", c.SMTPTimeout.String()),
 		slog.String("INTAKE_JOB_TIMEOUT", c.JobTimeout.String()),
+		slog.String("INTAKE_RECORD_TIMEOUT", c.RecordTimeout.String()),
 		slog.String("INTAKE_RESCUE_AFTER", c.RescueAfter.String()),
 		slog.String("INTAKE_RETRY_BASE", c.RetryBase.String()),
 		slog.String("INTAKE_RETRY_MAX", c.RetryMax.String()),

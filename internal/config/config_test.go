@@ -223,6 +223,13 @@ func TestLoadBadValue(t *testing.T) {
 		{"rate burst zero", []string{"INTAKE_RATE_BURST", "0"}, "INTAKE_RATE_BURST"},
 		{"trust proxy yes", []string{"INTAKE_TRUST_PROXY", "yes"}, "INTAKE_TRUST_PROXY"},
 		{"mail from garbage", []string{"INTAKE_MAIL_FROM", "not an address"}, "INTAKE_MAIL_FROM"},
+		// An email attempt (send within the job's timeout, then its record)
+		// must be over before its job can be rescued and sent again.
+		{"rescue 1ms after the job timeout", []string{"INTAKE_SMTP_TIMEOUT", "1s", "INTAKE_JOB_TIMEOUT", "2s", "INTAKE_RECORD_TIMEOUT", "1s", "INTAKE_RESCUE_AFTER", "2001ms"}, "INTAKE_RESCUE_AFTER"},
+		{"rescue as soon as job and record end", []string{"INTAKE_JOB_TIMEOUT", "30s", "INTAKE_RECORD_TIMEOUT", "30s"}, "INTAKE_RESCUE_AFTER"},
+		{"smtp 14s job 14.5s rescue 15s", []string{"INTAKE_SMTP_TIMEOUT", "14s", "INTAKE_JOB_TIMEOUT", "14500ms", "INTAKE_RESCUE_AFTER", "15s"}, "INTAKE_RESCUE_AFTER"},
+		{"record timeout under a second", []string{"INTAKE_RECORD_TIMEOUT", "500ms"}, "INTAKE_RECORD_TIMEOUT"},
+		{"smtp timeout as long as the job", []string{"INTAKE_SMTP_TIMEOUT", "30s"}, "INTAKE_SMTP_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,7 +3,7 @@
 // Package faultdrill runs fault drills against real intake-api and
 // intake-worker processes: a private PostgreSQL cluster that can be stopped
 // and started under load (Cluster), an in-process TCP proxy that can cut the
-// worker off from it (Proxy), and drills that check the SPEC's invariants
+// worker off from it (testkit.Proxy), and drills that check the SPEC's invariants
 // afterwards, independently of the code under test: SQL on the drill's own
 // connection, the SMTP server's Message-IDs and the analytics sink's
 // records.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/intake/intake/internal/testkit"
 )
 
 // The load every drill runs: a few clients, each submitting one
@@ -132,7 +134,7 @@ func TestDrillPostgresRestart(t *testing.T) {
 // worker catches up by itself; nothing is lost; duplicate emails stay
 // within what was in flight at the cut, each with the original Message-ID.
 func TestDrillNetworkCut(t *testing.T) {
-	cutDrill(t, "network-cut", Hold, 30*time.Second)
+	cutDrill(t, "network-cut", testkit.Hold, 30*time.Second)
 }
 
 // TestDrillSilentDrop is the nastier partition: the worker's connections
@@ -146,10 +148,10 @@ func TestDrillNetworkCut(t *testing.T) {
 // statement and then waits, in the transaction, for a client that will
 // never speak again.
 func TestDrillSilentDrop(t *testing.T) {
-	cutDrill(t, "silent-drop", Drop, 10*time.Second)
+	cutDrill(t, "silent-drop", testkit.Drop, 10*time.Second)
 }
 
-func cutDrill(t *testing.T, name string, mode CutMode, cutFor time.Duration) {
+func cutDrill(t *testing.T, name string, mode testkit.CutMode, cutFor time.Duration) {
 	s := startSystem(t, systemOpts{workerViaProxy: true})
 	apiProbe, workerProbe := startProbe(s.apiURL), startProbe(s.opsURL)
 	l := startLoad(s.apiURL, name, loadClients, loadInterval)
@@ -157,7 +159,7 @@ func cutDrill(t *testing.T, name string, mode CutMode, cutFor time.Duration) {
 
 	inFlight := s.runningEmailJobs(t)
 	var letGo func()
-	if mode == Drop {
+	if mode == testkit.Drop {
 		letGo = s.holdRelayMidRound(t)
 	}
 	tCut := time.Now()
@@ -240,9 +242,9 @@ func cutDrill(t *testing.T, name string, mode CutMode, cutFor time.Duration) {
 	v.requireSound(t, emailConcurrency)
 }
 
-func cutDesc(mode CutMode, cutFor time.Duration, n int, stats ProxyStats, midRound bool) string {
+func cutDesc(mode testkit.CutMode, cutFor time.Duration, n int, stats testkit.ProxyStats, midRound bool) string {
 	what := "closed"
-	if mode == Drop {
+	if mode == testkit.Drop {
 		what = "silently dead for good"
 	}
 	if midRound {

@@ -36,8 +36,8 @@ const (
 type system struct {
 	cluster *Cluster
 	dbURL   string
-	db      *pgxpool.Pool // the drill's own connections, never through the proxy
-	proxy   *Proxy        // between the worker and Postgres, when asked for
+	db      *pgxpool.Pool  // the drill's own connections, never through the proxy
+	proxy   *testkit.Proxy // between the worker and Postgres, when asked for
 	smtp    *testkit.SMTPServer
 	sink    *testkit.Sink
 	api     *testkit.Process
@@ -82,7 +82,8 @@ func startSystem(t *testing.T, opts systemOpts) *system {
 		"INTAKE_RETRY_MAX":           "1s",
 		"INTAKE_JOB_TIMEOUT":         "2s",
 		"INTAKE_SMTP_TIMEOUT":        "1s",
-		"INTAKE_RESCUE_AFTER":        "3s",
+		"INTAKE_RESCUE_AFTER":        "3500ms",
+		"INTAKE_RECORD_TIMEOUT":      "1s",
 		"INTAKE_RATE_LIMIT":          "0",
 		"INTAKE_REQUEST_TIMEOUT":     requestTimeout.String(),
 		// Must stay under the request timeout (config refuses otherwise).
@@ -102,7 +103,7 @@ func startSystem(t *testing.T, opts systemOpts) *system {
 
 	workerEnv := clone(s.env)
 	if opts.workerViaProxy {
-		s.proxy = StartProxy(t, cluster.Addr())
+		s.proxy = testkit.StartProxy(t, cluster.Addr())
 		workerEnv["DATABASE_URL"] = fmt.Sprintf("postgres://postgres@%s/intake?sslmode=disable", s.proxy.Addr())
 	}
 	s.worker = testkit.StartProcess(t, testkit.Binary(t, "intake-worker"), workerEnv)

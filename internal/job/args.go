@@ -11,8 +11,9 @@ import (
 // Queues. Analytics has its own, with its own concurrency, so a sink that is
 // down for a day fills its queue and never delays email.
 const (
-	QueueEmail     = "email"
-	QueueAnalytics = "analytics"
+	QueueEmail       = "email"
+	QueueAnalytics   = "analytics"
+	QueueMaintenance = "maintenance"
 )
 
 // ConfirmationEmailArgs asks for the confirmation email of one application.

@@ -36,7 +36,10 @@ type Settings struct {
 	// It must exceed JobTimeout, so a job that is merely slow has been
 	// cancelled by its own timeout before anyone else picks it up.
 	RescueAfter time.Duration
-	Retry       RetrySchedule
+	// RecordTimeout is the part of an email attempt's lease kept for
+	// recording its outcome (see ConfirmationEmailWorker).
+	RecordTimeout time.Duration
+	Retry         RetrySchedule
 }
 
 // Deps are what the workers use.
@@ -55,14 +58,19 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		Store:        d.Store,
 		Sender:       d.Sender,
 		Retry:        s.Retry,
-		RecordWithin: min(10*time.Second, s.RescueAfter-s.JobTimeout),
+		Lease:        s.JobTimeout + s.RecordTimeout,
+		RecordWithin: s.RecordTimeout,
 	})
 	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry})
+	river.AddWorker(workers, &AbandonedDeliveriesWorker{Store: d.Store, Logger: d.Logger})
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues: map[string]river.QueueConfig{
 			QueueEmail:     {MaxWorkers: s.EmailConcurrency},
 			QueueAnalytics: {MaxWorkers: s.AnalyticsConcurrency},
+			// Periodic checks: few and short, kept off the email queue.
+			QueueMaintenance: {MaxWorkers: 2},
 		},
+		PeriodicJobs:         []*river.PeriodicJob{abandonedCheck()},
 		Workers:              workers,
 		FetchCooldown:        s.FetchCooldown,
 		FetchPollInterval:    s.FetchPollInterval,

@@ -15,23 +15,35 @@ import (
 	"github.com/intake/intake/internal/postgres"
 )
 
-// ConfirmationEmailWorker sends the confirmation email, at least once, with
-// the delivery ledger preventing every duplicate but one: a worker dying
-// between the SMTP server's acceptance and the ledger's commit.
+// ConfirmationEmailWorker sends the confirmation email, at least once,
+// behind a fence: every attempt first takes the delivery's lease (Lease
+// long), no other attempt can start while it is live, the send ends
+// RecordWithin before the lease does, and only the lease's attempt may
+// record the outcome. So two sends never overlap, and a second copy can only
+// come from an attempt that got the server's acceptance but could not record
+// it before its lease ran out: its worker died, or lost the database for
+// longer than the lease.
 type ConfirmationEmailWorker struct {
 	river.WorkerDefaults[ConfirmationEmailArgs]
 	Store  *postgres.Store
 	Sender *mail.Sender
 	Retry  RetrySchedule
-	// RecordWithin bounds how long an accepted message's "sent" may take to
-	// be recorded once the job's own context has ended. It must end before
-	// River could rescue the job (RescueAfter - JobTimeout), or a slow
-	// record would race a second send from another worker.
+	// Lease is how long an attempt owns the delivery: INTAKE_JOB_TIMEOUT +
+	// INTAKE_RECORD_TIMEOUT, which config keeps within INTAKE_RESCUE_AFTER
+	// so a rescued run normally finds the lease over.
+	Lease time.Duration
+	// RecordWithin is the end of the lease kept for recording the outcome
+	// (INTAKE_RECORD_TIMEOUT): the send must end that long before the lease
+	// does, and recording "sent" keeps trying through a database outage
+	// until the lease ends.
 	RecordWithin time.Duration
 }
 
-// errGone cancels the job of an application that no longer exists (erased).
-var errGone = errors.New("application no longer exists; nothing to send")
+// Why a job ends without sending.
+var (
+	errGone      = errors.New("application no longer exists; nothing to send")
+	errLeaseLost = errors.New("a newer attempt owns this delivery; this run stops")
+)
 
 func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[ConfirmationEmailArgs]) error {
 	id := job.Args.ApplicationID
@@ -47,66 +59,78 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	if c.State == application.EmailSent {
 		return nil
 	}
-
 	msg, err := mail.Confirmation(c, w.Sender.Domain())
 	if err != nil {
 		return fmt.Errorf("render confirmation: %w", err)
 	}
-	// Count the attempt before talking to the server, committed on its own.
-	if _, err := w.Store.DeliveryAttemptStart(ctx, id); errors.Is(err, postgres.ErrAlreadySent) {
+
+	// Take the lease. The local clock is read before the database takes it,
+	// so every deadline below falls before the lease's real end.
+	started := time.Now()
+	attempt, err := w.Store.DeliveryAttemptStart(ctx, id, w.Lease)
+	var held *postgres.LeaseHeldError
+	switch {
+	case errors.Is(err, postgres.ErrAlreadySent):
 		return nil
-	} else if err != nil {
+	case errors.Is(err, postgres.ErrDeliveryFailed):
+		return river.JobCancel(err)
+	case errors.As(err, &held):
+		// A live attempt owns it: come back when its lease is over (a
+		// snooze costs no attempt), and find it sent, failed or free.
+		return river.JobSnooze(held.Left + 100*time.Millisecond)
+	case err != nil:
 		return err
 	}
+	leaseEnd := started.Add(w.Lease)
 
-	sendErr := w.Sender.Send(ctx, msg)
+	sendCtx, cancelSend := context.WithDeadline(ctx, leaseEnd.Add(-w.RecordWithin))
+	sendErr := w.Sender.Send(sendCtx, msg)
+	cancelSend()
+
+	// The job's context may have ended (timeout, shutdown): the outcome is
+	// recorded all the same, within the lease, or the status page would say
+	// "sending" until the lease ran out.
+	recordCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd)
+	defer cancel()
 	if sendErr == nil {
-		// Accepted: from here on, record it even if the job's context ends
-		// (shutdown), so that a resend is as unlikely as it can be.
-		recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.RecordWithin)
-		defer cancel()
-		return w.recordSent(recordCtx, job)
+		return w.recordSent(recordCtx, job, attempt)
 	}
-
 	var failure *mail.Failure
 	if !errors.As(sendErr, &failure) {
 		failure = &mail.Failure{}
 	}
-	// The job's context may have ended (timeout, shutdown): the ledger must
-	// still leave "sending", or the status page would say so for ever.
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.RecordWithin)
-	defer cancel()
+	state, class, result := application.EmailRetrying, application.FailureTemporary, error(failure)
 	switch {
 	case failure.Permanent:
-		if err := w.Store.DeliveryUnsent(recordCtx, id, application.EmailFailed, application.FailurePermanent, failure.Code); err != nil {
-			return err
-		}
-		return river.JobCancel(failure)
+		state, class, result = application.EmailFailed, application.FailurePermanent, river.JobCancel(failure)
 	case job.Attempt >= job.MaxAttempts:
-		if err := w.Store.DeliveryUnsent(recordCtx, id, application.EmailFailed, application.FailureExhausted, failure.Code); err != nil {
-			return err
-		}
-		return failure
-	default:
-		if err := w.Store.DeliveryUnsent(recordCtx, id, application.EmailRetrying, application.FailureTemporary, failure.Code); err != nil {
-			return err
-		}
-		return failure
+		state, class = application.EmailFailed, application.FailureExhausted
 	}
+	err = w.Store.DeliveryUnsent(recordCtx, id, attempt, state, class, failure.Code)
+	if errors.Is(err, postgres.ErrLeaseLost) {
+		return river.JobCancel(errLeaseLost)
+	}
+	if err != nil {
+		return err
+	}
+	return result
 }
 
 // recordSent marks the ledger sent and completes the job in one
-// transaction. A database that is briefly unavailable (a dropped connection,
-// a full server, a failover) is retried until ctx ends: failing the job
-// instead would retry it, and the retry would send a second copy from a
-// worker that never died (invariant 5).
-func (w *ConfirmationEmailWorker) recordSent(ctx context.Context, job *river.Job[ConfirmationEmailArgs]) error {
+// transaction. A database that is unavailable (a dropped connection, a
+// full server, a failover) is retried until ctx ends at the lease's end:
+// failing the job instead would retry it, and the retry would send a
+// second copy from a worker that never died (invariant 5).
+func (w *ConfirmationEmailWorker) recordSent(ctx context.Context, job *river.Job[ConfirmationEmailArgs], attempt int) error {
 	wait := 50 * time.Millisecond
 	for {
-		err := w.Store.DeliverySent(ctx, job.Args.ApplicationID, func(ctx context.Context, tx pgx.Tx) error {
+		err := w.Store.DeliverySent(ctx, job.Args.ApplicationID, attempt, func(ctx context.Context, tx pgx.Tx) error {
 			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
 			return err
 		})
+		if errors.Is(err, postgres.ErrLeaseLost) {
+			return river.JobCancel(errLeaseLost)
+		}
 		if err == nil || !errors.Is(err, application.ErrUnavailable) {
 			return err
 		}

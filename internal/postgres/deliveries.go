@@ -3,18 +3,38 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/intake/intake/db"
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/postgres/dbsqlc"
 )
 
-// ErrAlreadySent is returned by DeliveryAttemptStart when the ledger says
-// the confirmation email went out already.
-var ErrAlreadySent = errors.New("confirmation already sent")
+// Why an attempt could not start or record (DeliveryAttemptStart,
+// DeliverySent, DeliveryUnsent).
+var (
+	// ErrAlreadySent: the ledger says the confirmation email went out.
+	ErrAlreadySent = errors.New("confirmation already sent")
+	// ErrDeliveryFailed: the delivery ended failed; only an operator's
+	// retry (which queues it again) reopens it.
+	ErrDeliveryFailed = errors.New("confirmation delivery already failed")
+	// ErrLeaseLost: another attempt took the delivery over, so this one
+	// must not record anything.
+	ErrLeaseLost = errors.New("delivery lease taken over by a newer attempt")
+)
+
+// LeaseHeldError says a live attempt owns the delivery, and for how much
+// longer at most.
+type LeaseHeldError struct{ Left time.Duration }
+
+func (e *LeaseHeldError) Error() string {
+	return fmt.Sprintf("another attempt holds the delivery for up to %s", e.Left.Round(time.Millisecond))
+}
 
 // Confirmation returns what the confirmation email for an application needs.
 func (s *Store) Confirmation(ctx context.Context, applicationID string) (application.Confirmation, error) {
@@ -37,52 +57,103 @@ func (s *Store) Confirmation(ctx context.Context, applicationID string) (applica
 	}, nil
 }
 
-// DeliveryAttemptStart records, in its own committed transaction, that an
-// attempt to send is starting, and returns the attempt count.
-func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string) (int, error) {
+// DeliveryAttemptStart starts an attempt in its own committed transaction:
+// the ledger says "sending", counts the attempt, and gives it the delivery's
+// lease for the given duration. It returns the attempt's number, which the
+// attempt's DeliverySent or DeliveryUnsent must present. While another
+// attempt's lease is live it returns a *LeaseHeldError; ErrAlreadySent or
+// ErrDeliveryFailed when there is nothing left to send.
+func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string, lease time.Duration) (int, error) {
 	id, err := uuid.Parse(applicationID)
 	if err != nil {
 		return 0, application.ErrNotFound
 	}
-	attempts, err := s.q.DeliveryAttemptStart(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, ErrAlreadySent
+	attempt, err := s.q.DeliveryAttemptStart(ctx, dbsqlc.DeliveryAttemptStartParams{
+		ApplicationID: id,
+		Lease:         pgtype.Interval{Microseconds: lease.Microseconds(), Valid: true},
+	})
+	if err == nil {
+		return int(attempt), nil
 	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, classify(err)
+	}
+	held, err := s.q.DeliveryLeaseGet(ctx, id)
 	if err != nil {
 		return 0, classify(err)
 	}
-	return int(attempts), nil
+	switch application.EmailState(held.State) {
+	case application.EmailSent:
+		return 0, ErrAlreadySent
+	case application.EmailFailed:
+		return 0, ErrDeliveryFailed
+	default:
+		return 0, &LeaseHeldError{Left: max(0, time.Duration(held.LeaseLeftSeconds*float64(time.Second)))}
+	}
 }
 
-// DeliverySent records the email as sent and, in the SAME transaction, runs
-// complete (which completes the River job): the ledger and the job cannot
-// disagree.
-func (s *Store) DeliverySent(ctx context.Context, applicationID string, complete func(context.Context, pgx.Tx) error) error {
+// DeliverySent records the email as sent by attempt and, in the SAME
+// transaction, runs complete (which completes the River job): the ledger
+// and the job cannot disagree. ErrLeaseLost, with nothing written, when a
+// newer attempt owns the delivery.
+func (s *Store) DeliverySent(ctx context.Context, applicationID string, attempt int, complete func(context.Context, pgx.Tx) error) error {
 	id, err := uuid.Parse(applicationID)
 	if err != nil {
 		return application.ErrNotFound
 	}
 	return classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := s.q.WithTx(tx).DeliveryMarkSent(ctx, id); err != nil {
+		n, err := s.q.WithTx(tx).DeliveryMarkSent(ctx, dbsqlc.DeliveryMarkSentParams{ApplicationID: id, Attempt: int32(attempt)})
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			return ErrLeaseLost
 		}
 		return complete(ctx, tx)
 	}))
 }
 
-// DeliveryUnsent records a failed attempt: state is EmailRetrying or
+// DeliveryUnsent records attempt's failure: state is EmailRetrying or
 // EmailFailed, class one of the application.Failure* classes, smtpCode the
-// server's reply code or 0 when there was none.
-func (s *Store) DeliveryUnsent(ctx context.Context, applicationID string, state application.EmailState, class string, smtpCode int) error {
+// server's reply code or 0 when there was none. ErrLeaseLost, with nothing
+// written, when a newer attempt owns the delivery.
+func (s *Store) DeliveryUnsent(ctx context.Context, applicationID string, attempt int, state application.EmailState, class string, smtpCode int) error {
 	id, err := uuid.Parse(applicationID)
 	if err != nil {
 		return application.ErrNotFound
 	}
-	_, err = s.q.DeliveryMarkUnsent(ctx, dbsqlc.DeliveryMarkUnsentParams{
+	n, err := s.q.DeliveryMarkUnsent(ctx, dbsqlc.DeliveryMarkUnsentParams{
 		ApplicationID: id,
+		Attempt:       int32(attempt),
 		State:         string(state),
 		ErrorClass:    pgtype.Text{String: class, Valid: true},
 		SmtpCode:      pgtype.Int2{Int16: int16(smtpCode), Valid: smtpCode != 0},
 	})
-	return classify(err)
+	if err != nil {
+		return classify(err)
+	}
+	if n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// AbandonDeliveries ends, as failed ("abandoned"), the deliveries still
+// queued, sending or retrying whose lease is over and which no River job
+// can move on any more, and returns their application ids. quietFor is how
+// long such a row must have been left alone first.
+func (s *Store) AbandonDeliveries(ctx context.Context, quietFor time.Duration) ([]string, error) {
+	rows, err := s.pool.Query(ctx, db.DeliveriesAbandon, pgtype.Interval{Microseconds: quietFor.Microseconds(), Valid: true})
+	if err != nil {
+		return nil, classify(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out, nil
 }

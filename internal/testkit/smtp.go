@@ -29,6 +29,8 @@ type SMTPServer struct {
 	messages []SMTPMessage
 	refuse   func(rcpt string) *smtp.SMTPError
 	delay    time.Duration
+	reply    time.Duration
+	onAccept func()
 }
 
 // SMTPMessage is one accepted message.
@@ -109,6 +111,31 @@ func (s *SMTPServer) SetDelay(d time.Duration) {
 	s.delay = d
 }
 
+// SetReplyDelay makes the server wait d before each reply it can hold back:
+// the greeting and the answers to MAIL, RCPT, the message's data, RSET and
+// QUIT (a slow server; EHLO and NOOP are answered by go-smtp itself).
+func (s *SMTPServer) SetReplyDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reply = d
+}
+
+// OnAccept calls fn for every message the server keeps, just before it
+// answers 250: the moment a test can break something between the server's
+// acceptance and the sender's record of it.
+func (s *SMTPServer) OnAccept(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onAccept = fn
+}
+
+func (s *SMTPServer) replyDelay() {
+	s.mu.Lock()
+	d := s.reply
+	s.mu.Unlock()
+	time.Sleep(d)
+}
+
 // Messages returns a copy of every accepted message, in order.
 func (s *SMTPServer) Messages() []SMTPMessage {
 	s.mu.Lock()
@@ -144,6 +171,7 @@ func (s *SMTPServer) WaitMessages(tb testing.TB, n int, timeout time.Duration) [
 type backend struct{ s *SMTPServer }
 
 func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	b.s.replyDelay()
 	return &session{s: b.s}, nil
 }
 
@@ -153,15 +181,24 @@ type session struct {
 	to   []string
 }
 
-func (x *session) Reset()        { x.from, x.to = "", nil }
-func (x *session) Logout() error { return nil }
+func (x *session) Reset() {
+	x.s.replyDelay()
+	x.from, x.to = "", nil
+}
+
+func (x *session) Logout() error {
+	x.s.replyDelay()
+	return nil
+}
 
 func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	x.s.replyDelay()
 	x.from = from
 	return nil
 }
 
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.s.replyDelay()
 	x.s.mu.Lock()
 	refuse := x.s.refuse
 	x.s.mu.Unlock()
@@ -180,7 +217,7 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	x.s.mu.Lock()
-	delay := x.s.delay
+	delay := x.s.delay + x.s.reply
 	x.s.mu.Unlock()
 	time.Sleep(delay)
 	msg := SMTPMessage{From: x.from, To: x.to, Raw: raw}
@@ -194,7 +231,11 @@ func (x *session) Data(r io.Reader) error {
 	}
 	x.s.mu.Lock()
 	x.s.messages = append(x.s.messages, msg)
+	onAccept := x.s.onAccept
 	x.s.mu.Unlock()
+	if onAccept != nil {
+		onAccept()
+	}
 	return nil
 }
 

@@ -50,34 +50,72 @@ func (q *Queries) ConfirmationGet(ctx context.Context, applicationID uuid.UUID) 
 }
 
 const deliveryAttemptStart = `-- name: DeliveryAttemptStart :one
-INSERT INTO deliveries (application_id, state, attempts, last_attempt_at)
-VALUES ($1, 'sending', 1, now())
+INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at)
+VALUES ($1, 'sending', 1, now(), now() + $2::interval)
 ON CONFLICT (application_id) DO UPDATE
 SET state = 'sending',
     attempts = deliveries.attempts + 1,
     last_attempt_at = now(),
+    lease_expires_at = now() + $2::interval,
     updated_at = now()
-WHERE deliveries.state <> 'sent'
+WHERE deliveries.state IN ('queued', 'retrying', 'sending')
+  AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
 RETURNING attempts
 `
 
-// Counts an attempt before talking to the SMTP server, committed on its own,
-// so attempts stay right even when the worker dies mid-send.
-func (q *Queries) DeliveryAttemptStart(ctx context.Context, applicationID uuid.UUID) (int32, error) {
-	row := q.db.QueryRow(ctx, deliveryAttemptStart, applicationID)
+type DeliveryAttemptStartParams struct {
+	ApplicationID uuid.UUID
+	Lease         pgtype.Interval
+}
+
+// Starts an attempt and takes the delivery's lease, committed on its own so
+// attempts stay right even when the worker dies mid-send. It takes nothing
+// (no row) while another attempt's lease is live, after the email was sent,
+// or once the delivery failed: the caller reads which with DeliveryLeaseGet.
+// The new attempts value is the attempt's number: its fencing token.
+func (q *Queries) DeliveryAttemptStart(ctx context.Context, arg DeliveryAttemptStartParams) (int32, error) {
+	row := q.db.QueryRow(ctx, deliveryAttemptStart, arg.ApplicationID, arg.Lease)
 	var attempts int32
 	err := row.Scan(&attempts)
 	return attempts, err
 }
 
-const deliveryMarkSent = `-- name: DeliveryMarkSent :execrows
-UPDATE deliveries
-SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = NULL, updated_at = now()
-WHERE application_id = $1 AND state <> 'sent'
+const deliveryLeaseGet = `-- name: DeliveryLeaseGet :one
+SELECT state,
+       coalesce(extract(epoch FROM lease_expires_at - now()), 0)::float8 AS lease_left_seconds
+FROM deliveries
+WHERE application_id = $1
 `
 
-func (q *Queries) DeliveryMarkSent(ctx context.Context, applicationID uuid.UUID) (int64, error) {
-	result, err := q.db.Exec(ctx, deliveryMarkSent, applicationID)
+type DeliveryLeaseGetRow struct {
+	State            string
+	LeaseLeftSeconds float64
+}
+
+// Why DeliveryAttemptStart took nothing: the state, and how long the live
+// lease has left (by the database's clock, the one leases are taken by).
+func (q *Queries) DeliveryLeaseGet(ctx context.Context, applicationID uuid.UUID) (DeliveryLeaseGetRow, error) {
+	row := q.db.QueryRow(ctx, deliveryLeaseGet, applicationID)
+	var i DeliveryLeaseGetRow
+	err := row.Scan(&i.State, &i.LeaseLeftSeconds)
+	return i, err
+}
+
+const deliveryMarkSent = `-- name: DeliveryMarkSent :execrows
+UPDATE deliveries
+SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = NULL,
+    lease_expires_at = NULL, updated_at = now()
+WHERE application_id = $1 AND state = 'sending' AND attempts = $2
+`
+
+type DeliveryMarkSentParams struct {
+	ApplicationID uuid.UUID
+	Attempt       int32
+}
+
+// Records the send, only for the attempt that owns the delivery.
+func (q *Queries) DeliveryMarkSent(ctx context.Context, arg DeliveryMarkSentParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deliveryMarkSent, arg.ApplicationID, arg.Attempt)
 	if err != nil {
 		return 0, err
 	}
@@ -86,8 +124,9 @@ func (q *Queries) DeliveryMarkSent(ctx context.Context, applicationID uuid.UUID)
 
 const deliveryMarkUnsent = `-- name: DeliveryMarkUnsent :execrows
 UPDATE deliveries
-SET state = $1, last_error_class = $2, last_smtp_code = $3, updated_at = now()
-WHERE application_id = $4 AND state <> 'sent'
+SET state = $1, last_error_class = $2, last_smtp_code = $3,
+    lease_expires_at = NULL, updated_at = now()
+WHERE application_id = $4 AND state = 'sending' AND attempts = $5
 `
 
 type DeliveryMarkUnsentParams struct {
@@ -95,16 +134,19 @@ type DeliveryMarkUnsentParams struct {
 	ErrorClass    pgtype.Text
 	SmtpCode      pgtype.Int2
 	ApplicationID uuid.UUID
+	Attempt       int32
 }
 
-// Records a failed attempt: 'retrying' (River will try again) or 'failed'.
-// A delivery already sent is never downgraded.
+// Records a failed attempt, 'retrying' (River will try again) or 'failed',
+// only for the attempt that owns the delivery: a late attempt never
+// overwrites a newer one's state, and a sent delivery is never downgraded.
 func (q *Queries) DeliveryMarkUnsent(ctx context.Context, arg DeliveryMarkUnsentParams) (int64, error) {
 	result, err := q.db.Exec(ctx, deliveryMarkUnsent,
 		arg.State,
 		arg.ErrorClass,
 		arg.SmtpCode,
 		arg.ApplicationID,
+		arg.Attempt,
 	)
 	if err != nil {
 		return 0, err

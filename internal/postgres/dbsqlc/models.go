@@ -44,6 +44,7 @@ type Delivery struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	AcknowledgedAt *time.Time
+	LeaseExpiresAt *time.Time
 }
 
 type IdempotencyKey struct {

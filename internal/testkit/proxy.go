@@ -1,6 +1,4 @@
-//go:build drills
-
-package faultdrill
+package testkit
 
 import (
 	"net"

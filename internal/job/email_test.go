@@ -1,0 +1,288 @@
+package job_test
+
+import (
+	"context"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/job"
+	mailpkg "github.com/intake/intake/internal/mail"
+	"github.com/intake/intake/internal/postgres"
+	"github.com/intake/intake/internal/testkit"
+)
+
+// emailBundle is one application whose confirmation is queued (as the
+// relay leaves it), a real SMTP server, and what a test needs to run
+// confirmation jobs by hand.
+type emailBundle struct {
+	pool   *pgxpool.Pool
+	dbURL  string
+	store  *postgres.Store
+	river  *river.Client[pgx.Tx]
+	smtp   *testkit.SMTPServer
+	appID  string
+	sender *mailpkg.Sender
+}
+
+func setupEmail(t *testing.T) *emailBundle {
+	t.Helper()
+	pool, dbURL := testkit.NewPool(t)
+	store := postgres.NewStore(pool)
+	_, err := store.CreatePosting(t.Context(), application.NewPosting{Slug: "engineer", Title: "Engineer"})
+	require.NoError(t, err)
+	testkit.Seed(t, pool, "engineer", 1)
+	var appID string
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT id::text FROM applications`).Scan(&appID))
+	_, err = pool.Exec(t.Context(), `INSERT INTO deliveries (application_id) VALUES ($1)`, appID)
+	require.NoError(t, err)
+
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	srv := testkit.StartSMTP(t)
+	return &emailBundle{pool: pool, dbURL: dbURL, store: store, river: client, smtp: srv, appID: appID,
+		sender: newSender(t, srv, 5*time.Second)}
+}
+
+func newSender(t *testing.T, srv *testkit.SMTPServer, timeout time.Duration) *mailpkg.Sender {
+	t.Helper()
+	sender, err := mailpkg.NewSender(mailpkg.SMTPConfig{
+		Host: srv.Host, Port: srv.Port, TLS: "none", Timeout: timeout,
+		From: &mail.Address{Name: "Intake", Address: "jobs@intake.test"},
+	})
+	require.NoError(t, err)
+	return sender
+}
+
+// worker is the email worker with a lease of lease, recordWithin of it kept
+// for the record.
+func (b *emailBundle) worker(store *postgres.Store, lease, recordWithin time.Duration) *job.ConfirmationEmailWorker {
+	return &job.ConfirmationEmailWorker{
+		Store:        store,
+		Sender:       b.sender,
+		Retry:        job.RetrySchedule{Base: time.Second, Max: time.Second, For: time.Minute},
+		Lease:        lease,
+		RecordWithin: recordWithin,
+	}
+}
+
+// runningJob inserts a confirmation job for the bundle's application and
+// marks it running, as River does when a worker fetches it.
+func (b *emailBundle) runningJob(t *testing.T) *river.Job[job.ConfirmationEmailArgs] {
+	t.Helper()
+	args := job.ConfirmationEmailArgs{ApplicationID: b.appID}
+	res, err := b.river.Insert(t.Context(), args, &river.InsertOpts{MaxAttempts: 5})
+	require.NoError(t, err)
+	_, err = b.pool.Exec(t.Context(), `
+		UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(), attempted_by = '{test}'
+		WHERE id = $1`, res.Job.ID)
+	require.NoError(t, err)
+	row, err := b.river.JobGet(t.Context(), res.Job.ID)
+	require.NoError(t, err)
+	return &river.Job[job.ConfirmationEmailArgs]{JobRow: row, Args: args}
+}
+
+// workCtx is ctx as River hands it to a worker (JobCompleteTx needs it).
+func (b *emailBundle) workCtx(ctx context.Context) context.Context {
+	return rivertest.WorkContext(ctx, b.river)
+}
+
+func (b *emailBundle) ledger(t *testing.T) (state string, attempts int) {
+	t.Helper()
+	require.NoError(t, b.pool.QueryRow(t.Context(),
+		`SELECT state, attempts FROM deliveries WHERE application_id = $1`, b.appID).Scan(&state, &attempts))
+	return state, attempts
+}
+
+func (b *emailBundle) waitLedger(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if state, _ := b.ledger(t); state == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			state, attempts := b.ledger(t)
+			t.Fatalf("ledger %s after %d attempts, want %s", state, attempts, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Two runs meet while the first is talking to the server (a rescue, an
+// operator's retry, a second job for the same application): the second
+// must not send, and comes back once the first's lease is over.
+func TestSecondRunWaitsForTheLiveAttempt(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	b.smtp.SetDelay(time.Second) // the first run sits in DATA
+	w := b.worker(b.store, 30*time.Second, 10*time.Second)
+
+	first := make(chan error, 1)
+	go func() { first <- w.Work(b.workCtx(context.Background()), b.runningJob(t)) }()
+	b.waitLedger(t, "sending")
+
+	err := w.Work(b.workCtx(t.Context()), b.runningJob(t))
+	var snooze *rivertype.JobSnoozeError
+	require.ErrorAs(t, err, &snooze, "the second run must wait for the live attempt, not send")
+	require.Greater(t, snooze.Duration, 25*time.Second, "it waits for the rest of the first attempt's lease")
+
+	require.NoError(t, <-first)
+	state, attempts := b.ledger(t)
+	require.Equal(t, "sent", state)
+	require.Equal(t, 1, attempts, "the second run counted no attempt")
+	// Back from its snooze, the second run finds the email sent.
+	require.NoError(t, w.Work(b.workCtx(t.Context()), b.runningJob(t)))
+	require.Len(t, b.smtp.Messages(), 1)
+}
+
+// A run that outlived its lease (its worker stalled) is fenced off: a newer
+// attempt took the delivery over, and nothing the old one writes later
+// changes the ledger.
+func TestLateAttemptCannotOverwriteNewerOne(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	ctx := t.Context()
+
+	old, err := b.store.DeliveryAttemptStart(ctx, b.appID, 100*time.Millisecond)
+	require.NoError(t, err)
+	var held *postgres.LeaseHeldError
+	_, err = b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	require.ErrorAs(t, err, &held, "a live lease keeps a second attempt out")
+
+	time.Sleep(150 * time.Millisecond) // the old attempt's lease runs out
+	newer, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, old+1, newer)
+
+	// The old attempt comes back with a failure: refused, ledger untouched.
+	err = b.store.DeliveryUnsent(ctx, b.appID, old, application.EmailFailed, application.FailurePermanent, 550)
+	require.ErrorIs(t, err, postgres.ErrLeaseLost)
+	err = b.store.DeliverySent(ctx, b.appID, old, func(context.Context, pgx.Tx) error { return nil })
+	require.ErrorIs(t, err, postgres.ErrLeaseLost)
+	state, attempts := b.ledger(t)
+	require.Equal(t, "sending", state)
+	require.Equal(t, newer, attempts)
+
+	// The owner records; after that nobody starts again.
+	require.NoError(t, b.store.DeliverySent(ctx, b.appID, newer, func(context.Context, pgx.Tx) error { return nil }))
+	_, err = b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	require.ErrorIs(t, err, postgres.ErrAlreadySent)
+	err = b.store.DeliveryUnsent(ctx, b.appID, newer, application.EmailRetrying, application.FailureTemporary, 0)
+	require.ErrorIs(t, err, postgres.ErrLeaseLost, "a sent delivery is never downgraded")
+	state, _ = b.ledger(t)
+	require.Equal(t, "sent", state)
+}
+
+// An attempt's send ends RecordWithin before its lease, whatever the SMTP
+// timeout: it can never still be talking to the server when a newer attempt
+// may take over. Its failure is recorded and the lease given back.
+func TestSendEndsBeforeTheLease(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	b.smtp.SetReplyDelay(3 * time.Second) // never greets within the lease
+	w := b.worker(b.store, 1500*time.Millisecond, time.Second)
+
+	start := time.Now()
+	err := w.Work(b.workCtx(context.Background()), b.runningJob(t))
+	elapsed := time.Since(start)
+
+	var failure *mailpkg.Failure
+	require.ErrorAs(t, err, &failure)
+	require.False(t, failure.Permanent)
+	require.Less(t, elapsed, time.Second, "the send ran %s into a 1.5s lease with 1s kept for the record", elapsed)
+	state, attempts := b.ledger(t)
+	require.Equal(t, "retrying", state)
+	require.Equal(t, 1, attempts)
+	// The lease was given back: the next run may start at once.
+	_, err = b.store.DeliveryAttemptStart(t.Context(), b.appID, time.Minute)
+	require.NoError(t, err)
+}
+
+// The database goes away right after the SMTP server accepted the message,
+// for longer than the old 10 s record budget: the worker keeps trying to
+// record "sent" within its lease, and the job's next run sends nothing.
+func TestSentIsRecordedThroughALongOutage(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	u, err := url.Parse(b.dbURL)
+	require.NoError(t, err)
+	proxy := testkit.StartProxy(t, u.Host)
+	proxied, err := postgres.NewPool(t.Context(), withHostPort(t, b.dbURL, proxy.Addr()), nil)
+	require.NoError(t, err)
+	t.Cleanup(proxied.Close)
+
+	const outage = 12 * time.Second
+	b.smtp.OnAccept(func() {
+		proxy.Cut(testkit.Refuse)
+		time.AfterFunc(outage, proxy.Restore)
+	})
+	w := b.worker(postgres.NewStore(proxied), 20*time.Second, 16*time.Second)
+
+	j := b.runningJob(t)
+	err = w.Work(b.workCtx(context.Background()), j)
+	require.NoError(t, err, "recording sent must outlast the outage")
+	state, attempts := b.ledger(t)
+	require.Equal(t, "sent", state)
+	require.Equal(t, 1, attempts)
+
+	// Whatever River does with the job next, a run finds it sent.
+	b.smtp.OnAccept(nil)
+	require.NoError(t, w.Work(b.workCtx(t.Context()), b.runningJob(t)))
+	require.Len(t, b.smtp.Messages(), 1, "one accepted copy")
+}
+
+// A delivery whose job is gone (discarded after its worker died on the last
+// attempt, cancelled, deleted) ends failed, "abandoned", instead of saying
+// "sending" for ever; one whose job can still run is left alone.
+func TestAbandonedDeliveriesEndFailed(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	ctx := t.Context()
+
+	// The worker died mid-send on the job's last attempt: the lease ran
+	// out and River discarded the job without running it again.
+	j := b.runningJob(t)
+	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, 50*time.Millisecond)
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+	ids, err := b.store.AbandonDeliveries(ctx, 0)
+	require.NoError(t, err)
+	require.Empty(t, ids, "the job is still running: not abandoned")
+
+	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = $1`, j.ID)
+	require.NoError(t, err)
+	ids, err = b.store.AbandonDeliveries(ctx, time.Hour)
+	require.NoError(t, err)
+	require.Empty(t, ids, "touched within quietFor: left alone")
+	ids, err = b.store.AbandonDeliveries(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{b.appID}, ids)
+
+	var class string
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT state || '/' || last_error_class FROM deliveries WHERE application_id = $1`, b.appID).Scan(&class))
+	require.Equal(t, "failed/abandoned", class)
+	ids, err = b.store.AbandonDeliveries(ctx, 0)
+	require.NoError(t, err)
+	require.Empty(t, ids, "once is enough")
+}
+
+// withHostPort is dbURL pointed at addr (a proxy in front of its server).
+func withHostPort(t *testing.T, dbURL, addr string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	u.Host = addr
+	return u.String()
+}
