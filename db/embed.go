@@ -14,3 +14,9 @@ var Migrations embed.FS
 //
 //go:embed river/job_counts.sql
 var RiverJobCounts string
+
+// RiverAnalyticsLastError reads the last error of a retrying analytics job
+// for intakectl status.
+//
+//go:embed river/analytics_last_error.sql
+var RiverAnalyticsLastError string
