@@ -20,3 +20,8 @@ var RiverJobCounts string
 //
 //go:embed river/deliveries_abandon.sql
 var DeliveriesAbandon string
+// RiverAnalyticsLastError reads the last error of a retrying analytics job
+// for intakectl status.
+//
+//go:embed river/analytics_last_error.sql
+var RiverAnalyticsLastError string

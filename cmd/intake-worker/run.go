@@ -77,7 +77,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	var sink analytics.Sink = analytics.PostgresSink{Store: store}
 	if cfg.AnalyticsSink == "http" {
-		sink = analytics.HTTPSink{URL: cfg.AnalyticsURL.String(), Client: &http.Client{Timeout: cfg.JobTimeout / 2}}
+		sink = analytics.NewHTTPSink(cfg.AnalyticsURL.String(), cfg.JobTimeout/2)
 	}
 	retry := job.RetryFromConfig(cfg)
 	riverClient, err := job.NewClient(pool, job.Deps{Store: store, Sender: sender, Sink: sink, Logger: logger}, job.Settings{

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/intake/intake/internal/analytics"
+	"github.com/intake/intake/internal/job"
 	"github.com/intake/intake/internal/postgres"
 )
 
@@ -84,7 +86,29 @@ func stuckReasons(r postgres.StatusReport, stuckAfter, seenWithin time.Duration)
 			reasons = append(reasons, fmt.Sprintf("deliveries: %d confirmation emails failed and not yet looked at (intakectl deliveries list, then retry or ack)", d.Unacknowledged))
 		}
 	}
+	if n := analyticsRetrying(r); n > 0 && analytics.Misconfigured(r.AnalyticsLastError) {
+		reasons = append(reasons, fmt.Sprintf("analytics: %s; fix the sink's configuration, then run intakectl analytics retry", analyticsLine(n, r.AnalyticsLastError)))
+	}
 	return reasons
+}
+
+// analyticsRetrying counts the analytics jobs waiting for their next try.
+func analyticsRetrying(r postgres.StatusReport) int64 {
+	var n int64
+	for _, j := range r.Jobs {
+		if j.Kind == (job.AnalyticsEventArgs{}).Kind() && j.State == "retryable" {
+			n += j.Jobs
+		}
+	}
+	return n
+}
+
+func analyticsLine(retrying int64, lastError string) string {
+	line := fmt.Sprintf("%d jobs retrying", retrying)
+	if lastError != "" {
+		line += ", last error: " + lastError
+	}
+	return line
 }
 
 func seconds(s float64) time.Duration {
@@ -104,6 +128,9 @@ func writeStatusText(w io.Writer, r postgres.StatusReport, reasons []string) err
 		ids[i] = fmt.Sprintf("%s (pid %d, seen %s ago)", wk.Hostname, wk.PID, time.Since(wk.LastSeenAt).Round(time.Second))
 	}
 	fmt.Fprintf(tw, "WORKERS\t%d running\t%s\n", len(r.Workers), strings.Join(ids, ", "))
+	if n := analyticsRetrying(r); n > 0 {
+		fmt.Fprintf(tw, "ANALYTICS\t%s\n", analyticsLine(n, r.AnalyticsLastError))
+	}
 
 	fmt.Fprintln(tw, "\nJOB KIND\tSTATE\tJOBS\tOLDEST WAITING\tOLDEST RUNNING")
 	for _, j := range r.Jobs {
@@ -152,6 +179,10 @@ func writeStatusJSON(w io.Writer, r postgres.StatusReport, reasons []string) err
 		Workers    []postgres.Worker        `json:"workers"`
 		Jobs       []postgres.JobCount      `json:"jobs"`
 		Deliveries []postgres.DeliveryCount `json:"deliveries"`
+		Analytics  struct {
+			Retrying  int64  `json:"retrying"`
+			LastError string `json:"last_error"`
+		} `json:"analytics"`
 	}{
 		OK:    len(reasons) == 0,
 		Stuck: nonNil(reasons),
@@ -162,6 +193,10 @@ func writeStatusJSON(w io.Writer, r postgres.StatusReport, reasons []string) err
 		Workers:    nonNil(r.Workers),
 		Jobs:       nonNil(r.Jobs),
 		Deliveries: nonNil(r.Deliveries),
+		Analytics: struct {
+			Retrying  int64  `json:"retrying"`
+			LastError string `json:"last_error"`
+		}{analyticsRetrying(r), r.AnalyticsLastError},
 	})
 }
 

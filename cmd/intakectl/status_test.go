@@ -24,9 +24,13 @@ type statusJSON struct {
 	Outbox struct {
 		Undispatched int64 `json:"undispatched"`
 	} `json:"outbox"`
-	Workers []postgres.Worker        `json:"workers"`
-	Jobs    []postgres.JobCount      `json:"jobs"`
-	Deliver []postgres.DeliveryCount `json:"deliveries"`
+	Workers   []postgres.Worker        `json:"workers"`
+	Jobs      []postgres.JobCount      `json:"jobs"`
+	Deliver   []postgres.DeliveryCount `json:"deliveries"`
+	Analytics struct {
+		Retrying  int64  `json:"retrying"`
+		LastError string `json:"last_error"`
+	} `json:"analytics"`
 }
 
 func statusOf(t *testing.T, c *ctl, args ...string) (statusJSON, error) {
@@ -194,4 +198,54 @@ func TestHealth(t *testing.T) {
 	var usage usageError
 	require.True(t, errors.As(err, &usage))
 	require.True(t, strings.Contains(err.Error(), "not an http or https URL"))
+}
+
+// insertAnalyticsJob stores an analytics job in state whose last attempt
+// failed with lastError, attempted ago and next scheduled in.
+func insertAnalyticsJob(t *testing.T, pool *pgxpool.Pool, state, lastError string, ago, in time.Duration) {
+	t.Helper()
+	mustExec(t, pool, `INSERT INTO river_job (kind, args, max_attempts, queue, state, priority, scheduled_at, attempted_at, attempt, errors, finalized_at)
+		VALUES ('analytics_event', '{}', 152, 'analytics', $1::river_job_state, 1, now() + $4::interval, now() - $3::interval, 2,
+		        ARRAY[jsonb_build_object('at', now() - $3::interval, 'attempt', 2, 'error', $2::text, 'trace', '')],
+		        CASE WHEN $1 IN ('cancelled', 'discarded', 'completed') THEN now() END)`,
+		state, lastError, ago.String(), in.String())
+}
+
+// A sink that answers 401 (or 403, 404, 405, 407, a redirect) will not fix
+// itself: status says so, with the last error, and exits 1.
+func TestStatusAnalyticsMisconfigured(t *testing.T) {
+	t.Parallel()
+	c, pool, _ := statusSetup(t)
+	mustExec(t, pool, `INSERT INTO worker_heartbeats VALUES ('w1', 'host', 42, now(), now())`)
+	const unauthorized = "analytics endpoint answered 401 (check INTAKE_ANALYTICS_URL, the endpoint's credentials and any proxy)"
+	insertAnalyticsJob(t, pool, "retryable", "analytics endpoint answered 503", 10*time.Minute, 20*time.Minute)
+	insertAnalyticsJob(t, pool, "retryable", unauthorized, time.Minute, 29*time.Minute)
+	insertAnalyticsJob(t, pool, "retryable", unauthorized, 2*time.Minute, 28*time.Minute)
+	insertAnalyticsJob(t, pool, "cancelled", "JobCancelError: analytics sink refused the event: analytics endpoint answered 422", time.Second, -time.Second)
+
+	s, err := statusOf(t, c)
+
+	var stuck stuckError
+	require.ErrorAs(t, err, &stuck)
+	require.Equal(t, []string{"analytics: 3 jobs retrying, last error: " + unauthorized + "; fix the sink's configuration, then run intakectl analytics retry"}, s.Stuck)
+	require.EqualValues(t, 3, s.Analytics.Retrying)
+	require.Equal(t, unauthorized, s.Analytics.LastError)
+	text, _, _ := c.run("status")
+	require.Contains(t, text, "ANALYTICS  3 jobs retrying, last error: "+unauthorized)
+}
+
+// An outage fixes itself: the retrying jobs show, nothing is stuck.
+func TestStatusAnalyticsOutageIsNotStuck(t *testing.T) {
+	t.Parallel()
+	c, pool, _ := statusSetup(t)
+	mustExec(t, pool, `INSERT INTO worker_heartbeats VALUES ('w1', 'host', 42, now(), now())`)
+	insertAnalyticsJob(t, pool, "retryable", "analytics endpoint answered 503", time.Minute, time.Minute)
+	insertAnalyticsJob(t, pool, "retryable", "analytics endpoint unreachable: dial tcp 127.0.0.1:1: connect: connection refused", 2*time.Minute, 2*time.Minute)
+
+	s, err := statusOf(t, c)
+
+	require.NoError(t, err, "%v", s.Stuck)
+	text := c.ok("status")
+	require.Contains(t, text, "ANALYTICS  2 jobs retrying, last error: analytics endpoint answered 503")
+	require.Contains(t, text, "STATUS  OK")
 }

@@ -33,6 +33,12 @@ func newEvent(t *testing.T) application.Event {
 	}
 }
 
+// responseBody is what the test endpoints answer with. It quotes personal
+// data, as a real endpoint's error page might: no error may repeat it.
+const responseBody = `{"detail":"ada@example.com is not a valid record"}`
+
+func newSink(url string) analytics.HTTPSink { return analytics.NewHTTPSink(url, 5*time.Second) }
+
 // capturedRequest is what the test endpoint saw of one request.
 type capturedRequest struct {
 	Method, ContentType, IdempotencyKey string
@@ -65,15 +71,13 @@ func startEndpoint(t *testing.T, status int) *endpoint {
 		})
 		e.mu.Unlock()
 		w.WriteHeader(status)
-		_, _ = io.WriteString(w, `{"detail":"ignored"}`)
+		_, _ = io.WriteString(w, responseBody)
 	}))
 	t.Cleanup(e.srv.Close)
 	return e
 }
 
-func (e *endpoint) sink() analytics.HTTPSink {
-	return analytics.HTTPSink{URL: e.srv.URL, Client: e.srv.Client()}
-}
+func (e *endpoint) sink() analytics.HTTPSink { return newSink(e.srv.URL) }
 
 func (e *endpoint) requests() []capturedRequest {
 	e.mu.Lock()
@@ -119,10 +123,13 @@ func TestHTTPSinkTemporaryStatus(t *testing.T) {
 
 	for _, status := range []int{
 		http.StatusRequestTimeout,
+		http.StatusConflict, // a deduplicating endpoint still working on the same key
+		http.StatusTooEarly,
 		http.StatusTooManyRequests,
 		http.StatusInternalServerError,
 		http.StatusBadGateway,
 		http.StatusServiceUnavailable,
+		http.StatusGatewayTimeout,
 	} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			t.Parallel()
@@ -132,7 +139,71 @@ func TestHTTPSinkTemporaryStatus(t *testing.T) {
 			require.Error(t, err)
 			require.False(t, errors.Is(err, analytics.ErrPermanent), "status %d must be retried: %v", status, err)
 			require.Contains(t, err.Error(), strconv.Itoa(status))
+			require.NotContains(t, err.Error(), "ada@example.com")
 			require.Len(t, e.requests(), 1)
+			require.False(t, analytics.Misconfigured(err.Error()), "an outage fixes itself: %v", err)
+		})
+	}
+}
+
+// A sink that answers 401, 403, 404, 405 or 407 is misconfigured (wrong
+// URL, credentials or proxy), not refusing the record: the job must keep
+// retrying until an operator fixes the configuration, or every event of
+// the outage is lost.
+func TestHTTPSinkMisconfiguredStatusIsRetried(t *testing.T) {
+	t.Parallel()
+
+	for _, status := range []int{
+		http.StatusUnauthorized,
+		http.StatusForbidden,
+		http.StatusNotFound,
+		http.StatusMethodNotAllowed,
+		http.StatusProxyAuthRequired,
+	} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			e := startEndpoint(t, status)
+
+			err := e.sink().Record(t.Context(), newEvent(t))
+			require.Error(t, err)
+			require.False(t, errors.Is(err, analytics.ErrPermanent), "status %d must be retried: %v", status, err)
+			require.Contains(t, err.Error(), "analytics endpoint answered "+strconv.Itoa(status))
+			require.NotContains(t, err.Error(), "ada@example.com")
+			require.True(t, analytics.Misconfigured(err.Error()), "intakectl status must report %v", err)
+		})
+	}
+}
+
+// A redirect is not a record: Go's client would follow 301/302/303 with a
+// bodiless GET (and 307/308 with the body) and see the target's 2xx. The
+// sink must stop at the redirect and retry, never touching the target.
+func TestHTTPSinkRedirectIsNotRecorded(t *testing.T) {
+	t.Parallel()
+
+	for _, status := range []int{
+		http.StatusMovedPermanently,
+		http.StatusFound,
+		http.StatusSeeOther,
+		http.StatusTemporaryRedirect,
+		http.StatusPermanentRedirect,
+	} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			target := startEndpoint(t, http.StatusOK)
+			mux := http.NewServeMux()
+			mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, target.srv.URL+"/events", status)
+			})
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+
+			err := newSink(srv.URL+"/events").Record(t.Context(), newEvent(t))
+
+			require.Error(t, err, "a %d answer counted as recorded", status)
+			require.False(t, errors.Is(err, analytics.ErrPermanent), "status %d must be retried: %v", status, err)
+			require.Contains(t, err.Error(), "analytics endpoint answered "+strconv.Itoa(status))
+			require.Empty(t, target.requests(), "the sink followed the redirect")
+			require.True(t, analytics.Misconfigured(err.Error()), "intakectl status must report %v", err)
 		})
 	}
 }
@@ -142,8 +213,8 @@ func TestHTTPSinkPermanentStatus(t *testing.T) {
 
 	for _, status := range []int{
 		http.StatusBadRequest,
-		http.StatusUnauthorized,
-		http.StatusNotFound,
+		http.StatusRequestEntityTooLarge,
+		http.StatusUnsupportedMediaType,
 		http.StatusUnprocessableEntity,
 	} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
@@ -153,7 +224,26 @@ func TestHTTPSinkPermanentStatus(t *testing.T) {
 			err := e.sink().Record(t.Context(), newEvent(t))
 			require.ErrorIs(t, err, analytics.ErrPermanent, "status %d", status)
 			require.Contains(t, err.Error(), strconv.Itoa(status))
+			require.NotContains(t, err.Error(), "ada@example.com")
 		})
+	}
+}
+
+// Misconfigured reads River's stored error text, which wraps the sink's.
+func TestMisconfiguredReadsStoredErrors(t *testing.T) {
+	t.Parallel()
+	for text, want := range map[string]bool{
+		"analytics endpoint answered 401 (check INTAKE_ANALYTICS_URL, the endpoint's credentials and any proxy)": true,
+		"analytics endpoint answered 308, a redirect (never followed)":                                           true,
+		"analytics endpoint answered 410":                                                                        true,
+		"analytics endpoint answered 503":                                                                        false,
+		"analytics endpoint answered 429":                                                                        false,
+		"JobCancelError: analytics sink refused the event: analytics endpoint answered 422":                      false,
+		"analytics endpoint unreachable: dial tcp 127.0.0.1:1: connection refused":                               false,
+		"analytics endpoint answered 4":                                                                          false,
+		"":                                                                                                       false,
+	} {
+		require.Equal(t, want, analytics.Misconfigured(text), "%q", text)
 	}
 }
 
@@ -163,7 +253,7 @@ func TestHTTPSinkUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		t.Error("the closed server answered")
 	}))
-	sink := analytics.HTTPSink{URL: srv.URL, Client: srv.Client()}
+	sink := newSink(srv.URL)
 	srv.Close()
 
 	err := sink.Record(t.Context(), newEvent(t))
@@ -174,9 +264,8 @@ func TestHTTPSinkUnreachable(t *testing.T) {
 func TestHTTPSinkDeduplicatedByEndpoint(t *testing.T) {
 	t.Parallel()
 	endpoint := testkit.StartSink(t)
-	sink := analytics.HTTPSink{URL: endpoint.URL, Client: &http.Client{Timeout: 5 * time.Second}}
+	sink := newSink(endpoint.URL)
 	ev := newEvent(t)
-	t.Cleanup(sink.Client.CloseIdleConnections)
 
 	// A job that runs twice records twice; the key makes it one record.
 	require.NoError(t, sink.Record(t.Context(), ev))

@@ -20,6 +20,9 @@ type StatusReport struct {
 	Jobs                []JobCount
 	Deliveries          []DeliveryCount
 	Workers             []Worker
+	// AnalyticsLastError is the latest error of a retrying analytics job
+	// (empty when none is retrying).
+	AnalyticsLastError string
 }
 
 // JobCount is River's jobs of one kind in one state.
@@ -63,6 +66,10 @@ func (s *Store) Status(ctx context.Context, seenWithin time.Duration) (StatusRep
 	}
 	r.Jobs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[JobCount])
 	if err != nil {
+		return r, classify(err)
+	}
+
+	if err := s.pool.QueryRow(ctx, db.RiverAnalyticsLastError).Scan(&r.AnalyticsLastError); err != nil {
 		return r, classify(err)
 	}
 

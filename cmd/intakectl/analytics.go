@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/intake/intake/internal/job"
+)
+
+// analyticsRetryBatch is how many jobs one transaction retries: enough to
+// move a day's backlog in a few hundred round trips, few enough that no
+// transaction holds many row locks for long.
+const analyticsRetryBatch = 1000
+
+// analyticsJobs replays analytics jobs once the sink works again. Replaying
+// is safe because the sink deduplicates on the event id.
+func analyticsJobs(ctx context.Context, pool *pgxpool.Pool, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "retry" {
+		return usageError{"analytics needs a subcommand: retry"}
+	}
+	fs := flag.NewFlagSet("analytics retry", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	discarded := fs.Bool("discarded", false, "also replay discarded and cancelled analytics jobs")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{"unexpected arguments: " + strings.Join(fs.Args(), " ")}
+	}
+
+	// A client without queues: it lists and updates jobs, the workers run them.
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		return err
+	}
+	states := []rivertype.JobState{rivertype.JobStateRetryable}
+	if *discarded {
+		states = append(states, rivertype.JobStateDiscarded, rivertype.JobStateCancelled)
+	}
+	for _, state := range states {
+		n, err := retryAnalyticsJobs(ctx, client, pool, state)
+		fmt.Fprintf(stdout, "%s: made %d analytics jobs available\n", state, n)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retryAnalyticsJobs makes every analytics job in state available now, a
+// batch per transaction, and returns how many it moved. The list is in id
+// order (River's default) from a cursor, so each batch continues the
+// primary key scan where the last one stopped (a whole run reads the table
+// at most once; time order would sort what is left at every batch), and a
+// job that fails again while this runs is not picked up twice.
+func retryAnalyticsJobs(ctx context.Context, client *river.Client[pgx.Tx], pool *pgxpool.Pool, state rivertype.JobState) (int, error) {
+	params := river.NewJobListParams().
+		Queues(job.QueueAnalytics).
+		Kinds((job.AnalyticsEventArgs{}).Kind()).
+		States(state).
+		First(analyticsRetryBatch)
+	moved := 0
+	for {
+		var (
+			batch *river.JobListResult
+			n     int
+		)
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			n = 0
+			if batch, err = client.JobListTx(ctx, tx, params); err != nil {
+				return err
+			}
+			for _, j := range batch.Jobs {
+				// River leaves a job alone when a worker is running it;
+				// only the ones it moved count.
+				retried, err := client.JobRetryTx(ctx, tx, j.ID)
+				if err != nil {
+					return fmt.Errorf("retry job %d: %w", j.ID, err)
+				}
+				if retried.State == rivertype.JobStateAvailable {
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return moved, err
+		}
+		moved += n
+		if len(batch.Jobs) < analyticsRetryBatch {
+			return moved, nil
+		}
+		params = params.After(batch.LastCursor)
+	}
+}
