@@ -20,6 +20,7 @@ var RiverJobCounts string
 //
 //go:embed river/deliveries_abandon.sql
 var DeliveriesAbandon string
+
 // RiverAnalyticsLastError reads the last error of a retrying analytics job
 // for intakectl status.
 //
