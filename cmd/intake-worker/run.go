@@ -80,7 +80,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		sink = analytics.NewHTTPSink(cfg.AnalyticsURL.String(), cfg.JobTimeout/2)
 	}
 	retry := job.RetryFromConfig(cfg)
+	self := workerIdentity()
 	riverClient, err := job.NewClient(pool, job.Deps{Store: store, Sender: sender, Sink: sink, Logger: logger}, job.Settings{
+		ClientID:             self.ID,
 		EmailConcurrency:     cfg.EmailConcurrency,
 		AnalyticsConcurrency: cfg.AnalyticsConcurrency,
 		FetchCooldown:        cfg.FetchCooldown,
@@ -133,7 +135,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { relay.Run(relayCtx) })
-	self := workerIdentity()
 	heartbeatCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
 	var heartbeatDone sync.WaitGroup
 	heartbeatDone.Go(func() { heartbeat(heartbeatCtx, store, self, logger) })

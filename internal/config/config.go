@@ -104,7 +104,7 @@ var Vars = []Var{
 	{Name: "INTAKE_FETCH_POLL_INTERVAL", Default: "250ms", Help: "how often a queue looks for jobs when no insert notification arrived"},
 	{Name: "INTAKE_RELAY_POLL_INTERVAL", Default: "1s", Help: "how often the relay looks for events when no notification woke it"},
 	{Name: "INTAKE_RELAY_BATCH", Default: "500", Help: "events the relay dispatches per transaction"},
-	{Name: "INTAKE_SMTP_TIMEOUT", Default: "10s", Help: "timeout for the SMTP dial and for each stage of the exchange; the whole send ends with its job's INTAKE_JOB_TIMEOUT"},
+	{Name: "INTAKE_SMTP_TIMEOUT", Default: "10s", Help: "timeout for the SMTP dial and for each SMTP command's reply; the whole send ends with its job's INTAKE_JOB_TIMEOUT"},
 	{Name: "INTAKE_JOB_TIMEOUT", Default: "30s", Help: "longest a job may run before it is cancelled and retried; bounds every email send"},
 	{Name: "INTAKE_RECORD_TIMEOUT", Default: "20s", Help: "time kept after a send to record its outcome (through a database outage); an email attempt's lease is INTAKE_JOB_TIMEOUT + this"},
 	{Name: "INTAKE_RESCUE_AFTER", Default: "1m", Help: "a job still running after this long (its worker died) is run again by any worker; must exceed INTAKE_JOB_TIMEOUT + INTAKE_RECORD_TIMEOUT"},

@@ -89,10 +89,11 @@ type Node struct {
 	Name string
 	kind string
 
-	mu   sync.Mutex
-	proc *testkit.Process
-	addr string
-	up   bool
+	mu       sync.Mutex
+	proc     *testkit.Process
+	addr     string
+	up       bool
+	workerID string // the running worker's id, also its River client id (attempted_by)
 }
 
 // NewCluster builds both binaries (once per test binary), creates the
@@ -164,7 +165,7 @@ func (c *Cluster) Start(n *Node) time.Duration {
 	began := time.Now()
 	p := testkit.StartProcess(c.t, c.bins[n.kind], env)
 	line := p.WaitLog(c.t, addrMsg, 30*time.Second)
-	p.WaitLog(c.t, readyMsg, 30*time.Second)
+	ready := p.WaitLog(c.t, readyMsg, 30*time.Second)
 	took := time.Since(began)
 	addr, _ := line["addr"].(string)
 	if addr == "" {
@@ -173,7 +174,16 @@ func (c *Cluster) Start(n *Node) time.Duration {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.proc, n.addr, n.up = p, addr, true
+	n.workerID, _ = ready["worker_id"].(string)
 	return took
+}
+
+// WorkerID is the id of the worker process in the slot (the last one
+// started): River records it in attempted_by for every job it ran.
+func (n *Node) WorkerID() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.workerID
 }
 
 // Kill sends SIGKILL and waits for the process to be gone.

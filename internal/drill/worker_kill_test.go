@@ -5,6 +5,7 @@ package drill
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -44,6 +45,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 		dups     int // of those, sent twice
 	}
 	var killed []kill
+	var killedWorkers []string // River client ids of the killed processes
 	var lastKill time.Time
 	for _, mark := range marks {
 		c.waitCount(t, 2*time.Minute, mark, `SELECT count(*) FROM deliveries WHERE state = 'sent'`)
@@ -56,6 +58,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 		victim := c.Workers[rand.N(len(c.Workers))]
+		killedWorkers = append(killedWorkers, victim.WorkerID())
 		c.Kill(victim)
 		lastKill = time.Now()
 		k := kill{at: time.Since(c.Began), victim: victim.Name, running: c.jobIDs(t, `SELECT id FROM river_job
@@ -95,6 +98,13 @@ func TestWorkerSIGKILL(t *testing.T) {
 	if dupsAtKills != len(duplicated) {
 		t.Errorf("%d duplicated emails, only %d of them from jobs in flight at a kill", len(duplicated), dupsAtKills)
 	}
+	// And by River's own record: every duplicated job was attempted by a
+	// process that was then killed (its worker id is its River client id).
+	dupIDs := slices.Collect(maps.Keys(duplicated))
+	byKilled := c.count(t, `SELECT count(*) FROM river_job WHERE id = ANY($1) AND attempted_by && $2`, dupIDs, killedWorkers)
+	if byKilled != len(duplicated) {
+		t.Errorf("%d duplicated emails, only %d of their jobs attempted by a killed worker", len(duplicated), byKilled)
+	}
 	v := c.Check(t, Expect{Seeded: backlog, MaxDuplicates: dupBound})
 	rescuedAnalytics := c.count(t, `SELECT count(*) FROM river_job WHERE kind = 'analytics_event' AND errors::text LIKE '%Stuck job rescued%'`)
 
@@ -115,6 +125,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 	m.Row("lost emails / lost events", fmt.Sprintf("%d / %d", v.LostEmails, v.LostEvents))
 	m.Row("duplicate emails (same Message-ID)", v.Duplicates)
 	m.Row("duplicated Message-IDs whose job was rescued (all must be)", fmt.Sprintf("%d / %d", v.RescuedDuplicates, v.DuplicatedIDs))
+	m.Row("duplicated jobs attempted by a killed worker (all must be)", fmt.Sprintf("%d / %d", byKilled, len(duplicated)))
 	m.Row("duplicate bound (Σ in flight on the victims)", dupBound)
 	m.Row("duplicate bound (kills × concurrency)", kills*EmailConcurrency)
 	m.Row("email jobs rescued after a kill", len(rescued))

@@ -18,6 +18,10 @@ import (
 
 // Settings tune the River client.
 type Settings struct {
+	// ClientID names this worker process in River (attempted_by, leader
+	// election), the same id as its heartbeat, so an operator can tell
+	// which process ran a job.
+	ClientID             string
 	EmailConcurrency     int
 	AnalyticsConcurrency int
 	// FetchCooldown is the least time between two fetches of one queue.
@@ -64,6 +68,7 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry})
 	river.AddWorker(workers, &AbandonedDeliveriesWorker{Store: d.Store, Logger: d.Logger})
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
+		ID: s.ClientID,
 		Queues: map[string]river.QueueConfig{
 			QueueEmail:     {MaxWorkers: s.EmailConcurrency},
 			QueueAnalytics: {MaxWorkers: s.AnalyticsConcurrency},

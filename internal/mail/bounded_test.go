@@ -93,17 +93,13 @@ func slowServer(t *testing.T, delay time.Duration, stallInData bool) (host strin
 	return "127.0.0.1", addr.Port, accepted
 }
 
-// go-mail resets the connection deadline at every command, so a server
-// that answers each one just before INTAKE_SMTP_TIMEOUT would stretch one
-// send to several timeouts. The whole exchange must end with the caller's
-// context, or a send could outlive the delivery's lease.
+// A server that answers each command just before INTAKE_SMTP_TIMEOUT
+// stretches one send to several timeouts. The whole exchange must end with
+// the caller's context, or a send could outlive the delivery's lease.
 func TestSendEndsWithItsContext(t *testing.T) {
 	t.Parallel()
-	// go-mail gives each stage (connect, send, close) a fresh deadline of
-	// one timeout: 150 ms a reply keeps every stage under it, and the whole
-	// exchange near a second.
-	host, port, accepted := slowServer(t, 150*time.Millisecond, false)
-	sender := newSender(t, host, port, time.Second)
+	host, port, accepted := slowServer(t, 250*time.Millisecond, false)
+	sender := newSender(t, host, port, 300*time.Millisecond)
 	msg, err := mail.Confirmation(fixedConfirmation(), sender.Domain())
 	require.NoError(t, err)
 
@@ -138,12 +134,14 @@ func TestSendCancelledMidData(t *testing.T) {
 	require.Less(t, elapsed, time.Second, "a cancelled send waited %s for a hung server", elapsed)
 }
 
-// A server that answers slowly but within the context still gets the
-// message: the bound must not cut sends that would finish in time.
+// INTAKE_SMTP_TIMEOUT is the wait for each reply: a server that answers
+// every command just under it, within the context, gets the message.
+// (go-mail alone gives a timeout to each stage of several commands, which
+// would fail this send at its third slow reply.)
 func TestSlowSendWithinItsContextDelivers(t *testing.T) {
 	t.Parallel()
-	host, port, accepted := slowServer(t, 50*time.Millisecond, false)
-	sender := newSender(t, host, port, time.Second)
+	host, port, accepted := slowServer(t, 250*time.Millisecond, false)
+	sender := newSender(t, host, port, 300*time.Millisecond)
 	msg, err := mail.Confirmation(fixedConfirmation(), sender.Domain())
 	require.NoError(t, err)
 

@@ -22,8 +22,8 @@ type SMTPConfig struct {
 	Username string
 	Password string
 	From     *mail.Address
-	// Timeout bounds the dial and each stage of the exchange (connect,
-	// send, close); the context given to Send bounds the whole of it.
+	// Timeout bounds the dial and each SMTP command (the wait for its
+	// reply); the context given to Send bounds the whole exchange.
 	Timeout time.Duration
 }
 
@@ -52,10 +52,9 @@ func (s *Sender) Domain() string { return s.domain }
 
 // Send delivers m. The whole exchange (dial, greeting, EHLO, STARTTLS,
 // AUTH, MAIL, RCPT, DATA, QUIT) ends when ctx ends: go-mail takes no context
-// after the dial and gives each stage a fresh deadline, so the connection
-// is closed when ctx is done. The error, when there is one, is a *Failure:
-// it says whether to retry and carries the SMTP code, never the server's
-// text.
+// after the dial, so the connection is closed when ctx is done. The error,
+// when there is one, is a *Failure: it says whether to retry and carries
+// the SMTP code, never the server's text.
 func (s *Sender) Send(ctx context.Context, m Message) error {
 	msg := gomail.NewMsg()
 	if err := msg.FromFormat(s.cfg.From.Name, s.cfg.From.Address); err != nil {
@@ -132,12 +131,14 @@ func (s *Sender) options(ctx context.Context) []gomail.Option {
 func (s *Sender) dialer(sendCtx context.Context, tlsConfig *tls.Config) gomail.DialContextFunc {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		var d net.Dialer
-		conn, err := d.DialContext(ctx, network, address)
+		raw, err := d.DialContext(ctx, network, address)
 		if err != nil {
 			return nil, err
 		}
-		stop := context.AfterFunc(sendCtx, func() { _ = conn.Close() })
-		conn = &contextConn{Conn: conn, stop: stop}
+		stop := context.AfterFunc(sendCtx, func() { _ = raw.Close() })
+		conn := &contextConn{Conn: raw, stop: stop, timeout: s.cfg.Timeout}
+		// The greeting gets one timeout too.
+		_ = raw.SetDeadline(time.Now().Add(s.cfg.Timeout))
 		if s.cfg.TLS != "tls" {
 			return conn, nil
 		}
@@ -150,12 +151,28 @@ func (s *Sender) dialer(sendCtx context.Context, tlsConfig *tls.Config) gomail.D
 	}
 }
 
-// contextConn is a connection closed when its send's context ends; closing
-// it earlier releases that watch.
+// contextConn is a connection closed when its send's context ends (closing
+// it earlier releases that watch) that gives every command its own timeout:
+// each write (a command, or a piece of the message) moves the deadline to
+// one timeout from now, so the reply to it has that long. go-mail's own
+// deadlines, one per stage of several commands, are ignored: they would
+// make INTAKE_SMTP_TIMEOUT mean a different thing at each stage.
 type contextConn struct {
 	net.Conn
-	stop func() bool
+	stop    func() bool
+	timeout time.Duration
 }
+
+func (c *contextConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *contextConn) SetDeadline(time.Time) error      { return nil }
+func (c *contextConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *contextConn) SetWriteDeadline(time.Time) error { return nil }
 
 func (c *contextConn) Close() error {
 	c.stop()
