@@ -135,3 +135,34 @@ func TestWorkerSIGTERMLosesAndDuplicatesNothing(t *testing.T) {
 	require.Zero(t, countWhere(t, pool, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL`))
 	require.Equal(t, n, countWhere(t, pool, `SELECT count(*) FROM analytics_events`))
 }
+
+// A worker killed during a job's last attempt: River's rescuer discards
+// the job without running it again, so only the leader's periodic check can
+// move the ledger on. It must end 'failed' (abandoned), which the status
+// page and intakectl status report, instead of "being sent" for ever.
+func TestWorkerKilledOnLastAttemptEndsFailed(t *testing.T) {
+	t.Parallel()
+	pool, dbURL, mailSrv := crashSetup(t, 1)
+	mailSrv.SetReplyDelay(800 * time.Millisecond) // the attempt waits for the greeting
+	bin := testkit.Binary(t, "intake-worker")
+
+	first := testkit.StartProcess(t, bin, processEnv(dbURL, mailSrv))
+	first.WaitLog(t, "working", 20*time.Second)
+	waitFor(t, 30*time.Second, "the attempt started", func() bool {
+		return countWhere(t, pool, `SELECT count(*) FROM deliveries WHERE state = 'sending'`) == 1
+	})
+	_, err := pool.Exec(context.Background(),
+		`UPDATE river_job SET max_attempts = attempt WHERE kind = 'confirmation_email' AND state = 'running'`)
+	require.NoError(t, err)
+	first.Kill()
+	killedAt := time.Now()
+
+	second := testkit.StartProcess(t, bin, processEnv(dbURL, mailSrv))
+	second.WaitLog(t, "working", 20*time.Second)
+	waitFor(t, 2*time.Minute, "the delivery ended failed", func() bool {
+		return countWhere(t, pool, `SELECT count(*) FROM deliveries WHERE state = 'failed' AND last_error_class = 'abandoned'`) == 1
+	})
+	t.Logf("killed on its last attempt: delivery failed (abandoned) %s after the kill", time.Since(killedAt).Round(100*time.Millisecond))
+	require.Equal(t, 1, countWhere(t, pool, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND state = 'discarded'`))
+	require.Empty(t, mailSrv.Messages())
+}
