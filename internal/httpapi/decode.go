@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -39,9 +40,20 @@ func decodeJSON(c echo.Context, limit int64, dst any) error {
 }
 
 // decodeObject is decodeJSON's parsing half, separate so it can be fuzzed.
+// Before encoding/json sees the body, every object in it is checked for
+// repeated keys and, where dst's type fixes the fields, for keys that are
+// not exactly a field's name: encoding/json would keep the last of two
+// "email" keys and take "EMAIL" for "email", so a proxy or an audit that
+// reads the first or the exact key would see another applicant than the
+// one stored (a parser differential).
 func decodeObject(body []byte, dst any) error {
 	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return &badRequestError{detail: "the body must be a JSON object"}
+	}
+	keys := json.NewDecoder(bytes.NewReader(body))
+	keys.UseNumber()
+	if err := checkKeys(keys, reflect.TypeOf(dst), ""); err != nil && !errors.Is(err, errMalformed) {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -52,6 +64,92 @@ func decodeObject(body []byte, dst any) error {
 		return &badRequestError{detail: "the body must hold exactly one JSON object"}
 	}
 	return nil
+}
+
+// errMalformed stops checkKeys at a syntax error, which the decoder then
+// reports with its position.
+var errMalformed = errors.New("malformed JSON")
+
+// checkKeys reads one JSON value from dec and refuses a repeated key in any
+// object, and a key that is not exactly one of t's JSON field names where t
+// is a struct. path names the value's place for the error ("answers.").
+func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return errMalformed
+	}
+	switch tok {
+	case json.Delim('{'):
+		var fields map[string]reflect.Type
+		if t != nil && t.Kind() == reflect.Struct {
+			fields = jsonFields(t)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return errMalformed
+			}
+			key, _ := keyTok.(string)
+			if seen[key] {
+				return &badRequestError{field: path + key, detail: "repeated field"}
+			}
+			seen[key] = true
+			var child reflect.Type
+			switch {
+			case fields != nil:
+				ft, ok := fields[key]
+				if !ok {
+					return &badRequestError{field: path + key, detail: "unknown field"}
+				}
+				child = ft
+			case t != nil && t.Kind() == reflect.Map:
+				child = t.Elem()
+			}
+			if err := checkKeys(dec, child, path+key+"."); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return errMalformed
+		}
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for dec.More() {
+			if err := checkKeys(dec, elem, path); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return errMalformed
+		}
+	}
+	return nil
+}
+
+// jsonFields maps the exact JSON names of t's fields to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		fields[name] = f.Type
+	}
+	return fields
 }
 
 func jsonError(err error) error {

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 	"unicode/utf8"
 
@@ -24,6 +26,11 @@ func FuzzDecodeSubmit(f *testing.F) {
 		`{"full_name":1}`,
 		`{"unknown":true}`,
 		`[]`, `null`, `"x"`, ``, `{`, "\xff\xfe",
+		`{"full_name":"A","email":"first@x.io","email":"second@x.io"}`,
+		`{"Full_Name":"A","EMAIL":"a@x.io"}`,
+		`{"full_name":"A","email":"a@x.io","links":["https://x.io"],"links":[]}`,
+		`{"full_name":"A","email":"a@x.io","lin\u212As":[]}`,
+		`{"full_name":"A","email":"a@x.io","links":[{"a":1,"a":2}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -34,6 +41,20 @@ func FuzzDecodeSubmit(f *testing.F) {
 				t.Fatalf("decode error of unexpected type %T: %v", err, err)
 			}
 			return
+		}
+		// Accepted: every top-level key is exactly a field's name, once.
+		keys := topLevelKeys(t, body)
+		seen := map[string]bool{}
+		for _, k := range keys {
+			switch k {
+			case "full_name", "email", "phone", "cover_letter", "links":
+			default:
+				t.Fatalf("accepted the key %q", k)
+			}
+			if seen[k] {
+				t.Fatalf("accepted %q twice", k)
+			}
+			seen[k] = true
 		}
 		a := application.Applicant{FullName: req.FullName, Email: req.Email, Phone: req.Phone, CoverLetter: req.CoverLetter, Links: req.Links}
 		err := a.Validate()
@@ -65,6 +86,29 @@ func FuzzDecodeSubmit(f *testing.F) {
 			t.Fatal("fingerprint not deterministic")
 		}
 	})
+}
+
+// topLevelKeys lists the keys of the JSON object in body, repeats
+// included, in order.
+func topLevelKeys(t *testing.T, body []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("accepted a body that is not an object: %q", body)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("accepted malformed JSON %q: %v", body, err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("accepted malformed JSON %q: %v", body, err)
+		}
+	}
+	return keys
 }
 
 func checkLen(t *testing.T, field, s string, lo, hi int) {
