@@ -2,8 +2,11 @@ package outbox_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/job"
+	"github.com/intake/intake/internal/postgres"
+	"github.com/intake/intake/internal/testkit"
 )
 
 // eventIDs returns the outbox's events, oldest first.
@@ -117,7 +122,8 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 			if tt.enqueue != nil {
 				enqueue := tt.enqueue(b, poisoned)
 				dispatch = func(ctx context.Context) (int, error) {
-					return b.store.DispatchEvents(ctx, b.relay.Batch, enqueue)
+					d, err := b.store.DispatchEvents(ctx, b.relay.Batch, enqueue)
+					return d.Events, err
 				}
 			}
 
@@ -160,4 +166,139 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 			require.Equal(t, q, b.quarantineOf(t, poisoned))
 		})
 	}
+}
+
+// The happy path is one job insert for the whole batch, and so is a round
+// with a payload that does not decode (found before the insert). Only a
+// failed batch insert makes the round insert event by event, and then only
+// the event whose insert fails is set aside, even when it is the round's
+// only event.
+func TestDispatchInsertsEventByEventOnlyAfterABatchFails(t *testing.T) {
+	t.Parallel()
+	const events = 5
+	b := setup(t, nil)
+
+	var calls []int // events per enqueue call
+	var refuse string
+	enqueue := func(ctx context.Context, tx pgx.Tx, evs []application.Event) error {
+		calls = append(calls, len(evs))
+		var params []river.InsertManyParams
+		for _, ev := range evs {
+			if ev.ID == refuse {
+				return errors.New("injected: refused")
+			}
+			params = append(params, job.ForEvent(ev, maxAttempts)...)
+		}
+		_, err := b.relay.River.InsertManyTx(ctx, tx, params)
+		return err
+	}
+	round := func() postgres.Dispatched {
+		t.Helper()
+		calls = nil
+		d, err := b.store.DispatchEvents(t.Context(), b.relay.Batch, enqueue)
+		require.NoError(t, err)
+		return d
+	}
+
+	b.submitN(t, events)
+	require.Equal(t, events, round().Events)
+	require.Equal(t, []int{events}, calls, "a clean round is one insert")
+
+	b.submitN(t, events)
+	ids := b.undispatched(t)
+	_, err := b.pool.Exec(t.Context(), `UPDATE outbox_events SET payload = '{"posting_slug": 5}' WHERE id = $1`, ids[2])
+	require.NoError(t, err)
+	d := round()
+	require.Equal(t, events-1, d.Events)
+	require.Len(t, d.Quarantined, 1)
+	require.Equal(t, ids[2], d.Quarantined[0].ID)
+	require.Equal(t, []int{events - 1}, calls, "a payload that does not decode costs no second insert")
+
+	b.submitN(t, events)
+	ids = b.undispatched(t)
+	refuse = ids[3]
+	d = round()
+	require.Equal(t, events-1, d.Events)
+	require.Len(t, d.Quarantined, 1)
+	require.Equal(t, refuse, d.Quarantined[0].ID)
+	require.Equal(t, "jobs: injected: refused", d.Quarantined[0].Error)
+	require.Equal(t, []int{events, 1, 1, 1, 1, 1}, calls, "the batch insert, then one insert per event")
+
+	b.submitN(t, 1)
+	refuse = b.undispatched(t)[0]
+	d = round()
+	require.Zero(t, d.Events)
+	require.Len(t, d.Quarantined, 1, "an event alone in its round is set aside too")
+
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM outbox_events WHERE quarantined_at IS NOT NULL`))
+	require.Equal(t, events+2*(events-1), b.count(t, `SELECT count(*) FROM deliveries`))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL AND quarantined_at IS NULL`))
+}
+
+// A running relay logs each quarantined event once, by id and error, with
+// no personal data, and goes on dispatching.
+func TestRelayLogsQuarantinedEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	b.seed(t, 3)
+	poisoned := b.undispatched(t)[0]
+	_, err := b.pool.Exec(t.Context(), `UPDATE outbox_events SET payload = '{"posting_slug": 5}' WHERE id = $1`, poisoned)
+	require.NoError(t, err)
+
+	logs := &testkit.Buffer{}
+	relay := cloneRelay(b.relay)
+	relay.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	relay.PollInterval = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		relay.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ran
+	})
+
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NOT NULL`) == 2
+	}, 5*time.Second, 10*time.Millisecond)
+	// Several polls go by: the quarantined event is not tried again.
+	time.Sleep(5 * relay.PollInterval)
+	cancel()
+	<-ran
+
+	var lines []map[string]any
+	for line := range strings.Lines(logs.String()) {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m))
+		if strings.HasPrefix(m["msg"].(string), "outbox event quarantined") {
+			lines = append(lines, m)
+		}
+	}
+	require.Len(t, lines, 1, "logs: %s", logs.String())
+	require.Equal(t, "ERROR", lines[0]["level"])
+	require.Equal(t, poisoned, lines[0]["event_id"])
+	require.Equal(t, "payload: json: cannot unmarshal number into posting_slug", lines[0]["error"])
+	require.NotContains(t, logs.String(), "outbox dispatch failed")
+	require.NotContains(t, logs.String(), "@example.com", "personal data in the relay's log")
+}
+
+// submitN stores n applications through Store.Submit.
+func (b *bundle) submitN(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		b.submit(t)
+	}
+}
+
+// undispatched returns the events waiting for the relay, oldest first.
+func (b *bundle) undispatched(t *testing.T) []string {
+	t.Helper()
+	rows, err := b.pool.Query(t.Context(), `SELECT id::text FROM outbox_events
+		WHERE dispatched_at IS NULL AND quarantined_at IS NULL ORDER BY created_at, id`)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return ids
 }

@@ -20,6 +20,10 @@ type StatusReport struct {
 	Jobs                []JobCount
 	Deliveries          []DeliveryCount
 	Workers             []Worker
+
+	// OutboxQuarantine counts the events set aside because they could not
+	// become jobs (not in OutboxUndispatched: the relay no longer tries them).
+	OutboxQuarantine QuarantineSummary
 }
 
 // JobCount is River's jobs of one kind in one state.
@@ -56,6 +60,9 @@ func (s *Store) Status(ctx context.Context, seenWithin time.Duration) (StatusRep
 		return r, classify(err)
 	}
 	r.OutboxUndispatched, r.OutboxOldestSeconds = backlog.Undispatched, backlog.OldestSeconds
+	if r.OutboxQuarantine, err = s.Quarantine(ctx); err != nil {
+		return r, err
+	}
 
 	rows, err := s.pool.Query(ctx, db.RiverJobCounts)
 	if err != nil {
