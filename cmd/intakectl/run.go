@@ -32,6 +32,10 @@ commands:
   deliveries list [--json]                  failed confirmation emails
   deliveries retry (--all | ID...)          queue failed confirmations again (never re-mails a sent one)
   deliveries ack (--all | ID...)            mark failed confirmations as looked at
+  outbox list [--json] [--all [--limit N]]  quarantined outbox events (events that cannot become
+                                            jobs) with their error; --all adds the oldest N waiting
+  outbox retry (--all | ID...)              release quarantined events for the relay's next round
+                                            (after fixing their cause)
   health URL [--timeout D]                  GET URL; exit 0 on a 2xx answer (container health checks)
   dev [--smtp-addr A] [--mailbox-addr A] [--no-sample-postings]
                                             run the whole system locally: migrate, sample postings,
@@ -95,6 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return status(ctx, store, args[1:], stdout)
 	case "deliveries":
 		return deliveries(ctx, cfg, pool, store, args[1:], stdout)
+	case "outbox":
+		return outboxEvents(ctx, store, args[1:], stdout)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}
