@@ -272,7 +272,7 @@ func TestRelayLogsQuarantinedEvents(t *testing.T) {
 	for line := range strings.Lines(logs.String()) {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &m))
-		if strings.HasPrefix(m["msg"].(string), "outbox event quarantined") {
+		if m["msg"] == "outbox event quarantined" {
 			lines = append(lines, m)
 		}
 	}
@@ -280,6 +280,7 @@ func TestRelayLogsQuarantinedEvents(t *testing.T) {
 	require.Equal(t, "ERROR", lines[0]["level"])
 	require.Equal(t, poisoned, lines[0]["event_id"])
 	require.Equal(t, "payload: json: cannot unmarshal number into posting_slug", lines[0]["error"])
+	require.Contains(t, lines[0]["action"], "intakectl outbox retry "+poisoned)
 	require.NotContains(t, logs.String(), "outbox dispatch failed")
 	require.NotContains(t, logs.String(), "@example.com", "personal data in the relay's log")
 }

@@ -142,8 +142,8 @@ func (r *Relay) round(ctx context.Context) (postgres.Dispatched, error) {
 	for _, q := range d.Quarantined {
 		// The error names a field or a job problem, never a value from the
 		// application, so it is safe to log.
-		r.Logger.Error("outbox event quarantined: it will not be dispatched until an operator retries it (intakectl outbox list)",
-			"event_id", q.ID, "kind", q.Kind, "error", q.Error)
+		r.Logger.Error("outbox event quarantined", "event_id", q.ID, "kind", q.Kind, "error", q.Error,
+			"action", "not dispatched until retried: fix the cause, then intakectl outbox retry "+q.ID)
 	}
 	return d, err
 }
