@@ -70,13 +70,13 @@ func (b *bench) growthPoint(ctx context.Context, rows int) (GrowthRow, error) {
 		claims = append(claims, claim)
 
 		t0 := time.Now()
-		n, err := b.store.DispatchEvents(ctx, relayBatch, func(context.Context, pgx.Tx, []application.Event) error { return nil })
+		d, err := b.store.DispatchEvents(ctx, relayBatch, func(context.Context, pgx.Tx, []application.Event) error { return nil })
 		if err != nil {
 			return point, fmt.Errorf("DispatchEvents: %w", err)
 		}
 		dispatches = append(dispatches, time.Since(t0))
-		if n != relayBatch {
-			return point, fmt.Errorf("DispatchEvents dispatched %d events, want %d", n, relayBatch)
+		if d.Events != relayBatch {
+			return point, fmt.Errorf("DispatchEvents dispatched %d events, want %d", d.Events, relayBatch)
 		}
 	}
 	point.Claim = summarize(claims)

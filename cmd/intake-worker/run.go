@@ -118,6 +118,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 				return err
 			}
 			return migrator.Ready(ctx)
+		}, func(ctx context.Context) (int64, error) {
+			q, err := store.Quarantine(ctx)
+			return q.Events, err
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}

@@ -447,3 +447,41 @@ func TestWorkerHeartbeat(t *testing.T) {
 	w.stop(t)
 	require.Zero(t, api.Count(t, "worker_heartbeats"))
 }
+
+// A poison event (its payload corrupted before the relay saw it) is
+// quarantined and the other applications get their emails; the worker
+// stays ready and its /readyz names the quarantined event.
+func TestPoisonEventIsQuarantined(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	mailSrv := testkit.StartSMTP(t)
+	slug := api.CreatePosting(t, "go-engineer")
+	apps := []submitted{
+		submit(t, api, slug, "first@example.com"),
+		submit(t, api, slug, "second@example.com"),
+		submit(t, api, slug, "third@example.com"),
+	}
+	var poisoned string
+	require.NoError(t, api.Pool.QueryRow(context.Background(),
+		`UPDATE outbox_events SET payload = '{"posting_slug": 5}' WHERE aggregate_id = $1 RETURNING id::text`, apps[0].ID).Scan(&poisoned))
+
+	w := startWorker(t, api.DBURL, mailSrv, nil)
+	msgs := mailSrv.WaitMessages(t, 2, 10*time.Second)
+	require.ElementsMatch(t, []string{"second@example.com", "third@example.com"}, []string{msgs[0].To[0], msgs[1].To[0]})
+	line := w.waitLog(t, "outbox event quarantined")
+	require.Equal(t, poisoned, line["event_id"])
+	require.Equal(t, "payload: json: cannot unmarshal number into posting_slug", line["error"])
+
+	resp, err := http.Get("http://" + w.opsAddr + "/readyz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.Equal(t, 1.0, body["outbox_quarantined"])
+	require.Contains(t, body["warning"], "1 outbox events quarantined")
+	state, _ := ledger(t, api, apps[0].ID)
+	require.Empty(t, state, "a ledger row for the quarantined event's application")
+	require.Len(t, mailSrv.Messages(), 2)
+	require.NotContains(t, w.logs.String(), "first@example.com")
+}

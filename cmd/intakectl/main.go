@@ -1,6 +1,6 @@
 // Command intakectl is the operator's tool: migrations, postings, status,
-// failed deliveries, container health checks, and `dev`, which runs the
-// whole system locally.
+// failed deliveries, quarantined outbox events, container health checks,
+// and `dev`, which runs the whole system locally.
 package main
 
 import (

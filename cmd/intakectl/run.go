@@ -34,6 +34,10 @@ commands:
   deliveries ack (--all | ID...)            mark failed confirmations as looked at
   analytics retry [--discarded]             run retrying analytics jobs now (after fixing the sink);
                                             --discarded: the discarded and cancelled ones too
+  outbox list [--json] [--all [--limit N]]  quarantined outbox events (events that cannot become
+                                            jobs) with their error; --all adds the oldest N waiting
+  outbox retry (--all | ID...)              release quarantined events for the relay's next round
+                                            (after fixing their cause)
   health URL [--timeout D]                  GET URL; exit 0 on a 2xx answer (container health checks)
   dev [--smtp-addr A] [--mailbox-addr A] [--no-sample-postings]
                                             run the whole system locally: migrate, sample postings,
@@ -99,6 +103,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return deliveries(ctx, cfg, pool, store, args[1:], stdout)
 	case "analytics":
 		return analyticsJobs(ctx, pool, args[1:], stdout)
+	case "outbox":
+		return outboxEvents(ctx, store, args[1:], stdout)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}

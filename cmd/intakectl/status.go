@@ -73,6 +73,9 @@ func stuckReasons(r postgres.StatusReport, stuckAfter, seenWithin time.Duration)
 	if age := seconds(r.OutboxOldestSeconds); r.OutboxUndispatched > 0 && age > stuckAfter {
 		reasons = append(reasons, fmt.Sprintf("outbox: %d events undispatched, the oldest for %s", r.OutboxUndispatched, age))
 	}
+	if q := r.OutboxQuarantine; q.Events > 0 {
+		reasons = append(reasons, fmt.Sprintf("outbox: %d events quarantined (they cannot become jobs), the first %s ago (intakectl outbox list, fix, then intakectl outbox retry)", q.Events, seconds(q.OldestSeconds)))
+	}
 	for _, j := range r.Jobs {
 		if age := seconds(j.OldestAvailableSeconds); j.State == "available" && age > stuckAfter {
 			reasons = append(reasons, fmt.Sprintf("jobs: %d %s jobs waiting to run, the oldest for %s (workers busy or down)", j.Jobs, j.Kind, age))
@@ -120,6 +123,9 @@ func writeStatusText(w io.Writer, r postgres.StatusReport, reasons []string) err
 	fmt.Fprintf(tw, "OUTBOX\t%d undispatched", r.OutboxUndispatched)
 	if r.OutboxUndispatched > 0 {
 		fmt.Fprintf(tw, ", oldest %s", seconds(r.OutboxOldestSeconds))
+	}
+	if q := r.OutboxQuarantine; q.Events > 0 {
+		fmt.Fprintf(tw, "; %d quarantined, the first %s ago", q.Events, seconds(q.OldestSeconds))
 	}
 	fmt.Fprintln(tw)
 
@@ -170,12 +176,9 @@ func writeStatusJSON(w io.Writer, r postgres.StatusReport, reasons []string) err
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(struct {
-		OK     bool     `json:"ok"`
-		Stuck  []string `json:"stuck"`
-		Outbox struct {
-			Undispatched  int64   `json:"undispatched"`
-			OldestSeconds float64 `json:"oldest_seconds"`
-		} `json:"outbox"`
+		OK         bool                     `json:"ok"`
+		Stuck      []string                 `json:"stuck"`
+		Outbox     statusOutbox             `json:"outbox"`
 		Workers    []postgres.Worker        `json:"workers"`
 		Jobs       []postgres.JobCount      `json:"jobs"`
 		Deliveries []postgres.DeliveryCount `json:"deliveries"`
@@ -186,10 +189,12 @@ func writeStatusJSON(w io.Writer, r postgres.StatusReport, reasons []string) err
 	}{
 		OK:    len(reasons) == 0,
 		Stuck: nonNil(reasons),
-		Outbox: struct {
-			Undispatched  int64   `json:"undispatched"`
-			OldestSeconds float64 `json:"oldest_seconds"`
-		}{r.OutboxUndispatched, r.OutboxOldestSeconds},
+		Outbox: statusOutbox{
+			Undispatched:             r.OutboxUndispatched,
+			OldestSeconds:            r.OutboxOldestSeconds,
+			Quarantined:              r.OutboxQuarantine.Events,
+			QuarantinedOldestSeconds: r.OutboxQuarantine.OldestSeconds,
+		},
 		Workers:    nonNil(r.Workers),
 		Jobs:       nonNil(r.Jobs),
 		Deliveries: nonNil(r.Deliveries),
@@ -198,6 +203,16 @@ func writeStatusJSON(w io.Writer, r postgres.StatusReport, reasons []string) err
 			LastError string `json:"last_error"`
 		}{analyticsRetrying(r), r.AnalyticsLastError},
 	})
+}
+
+// statusOutbox is the outbox in `status --json`.
+type statusOutbox struct {
+	Undispatched  int64   `json:"undispatched"`
+	OldestSeconds float64 `json:"oldest_seconds"`
+	// Quarantined events are not in Undispatched: the relay no longer tries
+	// them. QuarantinedOldestSeconds is the age of the first quarantine.
+	Quarantined              int64   `json:"quarantined"`
+	QuarantinedOldestSeconds float64 `json:"quarantined_oldest_seconds"`
 }
 
 func nonNil[T any](s []T) []T {

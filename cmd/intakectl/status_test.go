@@ -23,6 +23,7 @@ type statusJSON struct {
 	Stuck  []string `json:"stuck"`
 	Outbox struct {
 		Undispatched int64 `json:"undispatched"`
+		Quarantined  int64 `json:"quarantined"`
 	} `json:"outbox"`
 	Workers   []postgres.Worker        `json:"workers"`
 	Jobs      []postgres.JobCount      `json:"jobs"`

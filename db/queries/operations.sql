@@ -21,7 +21,7 @@ DELETE FROM worker_heartbeats WHERE last_seen_at < now() - interval '1 day';
 SELECT count(*)::bigint AS undispatched,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds
 FROM outbox_events
-WHERE dispatched_at IS NULL;
+WHERE dispatched_at IS NULL AND quarantined_at IS NULL;
 
 -- name: DeliveryCounts :many
 SELECT state, count(*)::bigint AS deliveries,

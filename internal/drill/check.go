@@ -64,6 +64,9 @@ type StatusFacts struct {
 	OldestEventAge   time.Duration
 	Jobs             map[string]int // "kind/state" → count
 	FailedDeliveries int
+	// Quarantined events are not in OutboxBacklog: no relay tries them
+	// until an operator retries them.
+	Quarantined int
 }
 
 // Stuck reports what a healthy, idle system must not have: undispatched
@@ -100,6 +103,7 @@ type OperatorReport struct {
 	Stuck  []string `json:"stuck"`
 	Outbox struct {
 		Undispatched int `json:"undispatched"`
+		Quarantined  int `json:"quarantined"`
 	} `json:"outbox"`
 	Workers []struct {
 		ID string `json:"id"`
@@ -121,25 +125,33 @@ type OperatorReport struct {
 // the hook through which the drills see what an operator would.
 func (c *Cluster) OperatorStatus(t *testing.T) OperatorReport {
 	t.Helper()
+	stdout, stderr, exit := c.Intakectl(t, "status", "--json")
+	r := OperatorReport{ExitCode: exit}
+	if err := json.Unmarshal(stdout, &r); err != nil {
+		t.Fatalf("intakectl status --json (exit %d): %v\nstdout: %s\nstderr: %s", r.ExitCode, err, stdout, stderr)
+	}
+	return r
+}
+
+// Intakectl runs the real intakectl binary on the drill's database and
+// returns what it printed and its exit code.
+func (c *Cluster) Intakectl(t *testing.T, args ...string) (stdout, stderr []byte, exitCode int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testkit.Binary(t, "intakectl"), "status", "--json")
+	cmd := exec.CommandContext(ctx, testkit.Binary(t, "intakectl"), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DATABASE_URL=" + c.DBURL}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
-	var r OperatorReport
 	var exitErr *exec.ExitError
 	switch {
 	case errors.As(err, &exitErr):
-		r.ExitCode = exitErr.ExitCode()
+		exitCode = exitErr.ExitCode()
 	case err != nil:
-		t.Fatalf("intakectl status: %v\n%s", err, stderr.String())
+		t.Fatalf("intakectl %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("intakectl status --json (exit %d): %v\nstdout: %s\nstderr: %s", r.ExitCode, err, stdout.String(), stderr.String())
-	}
-	return r
+	return out.Bytes(), errOut.Bytes(), exitCode
 }
 
 func sqlStatus(ctx context.Context, db *pgxpool.Pool) (StatusFacts, error) {
@@ -147,7 +159,10 @@ func sqlStatus(ctx context.Context, db *pgxpool.Pool) (StatusFacts, error) {
 	var oldest float64
 	if err := db.QueryRow(ctx, `
 		SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-		FROM outbox_events WHERE dispatched_at IS NULL`).Scan(&s.OutboxBacklog, &oldest); err != nil {
+		FROM outbox_events WHERE dispatched_at IS NULL AND quarantined_at IS NULL`).Scan(&s.OutboxBacklog, &oldest); err != nil {
+		return s, err
+	}
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM outbox_events WHERE quarantined_at IS NOT NULL`).Scan(&s.Quarantined); err != nil {
 		return s, err
 	}
 	s.OldestEventAge = time.Duration(oldest * float64(time.Second))
@@ -181,12 +196,14 @@ type Drain struct {
 }
 
 // emailsSettled reports whether every application's confirmation is
-// settled in the ledger and every sent one was received.
+// settled in the ledger and every sent one was received. An application
+// whose event is quarantined gets no email until its event is retried.
 func (c *Cluster) emailsSettled(t *testing.T) (ok bool, unsettled, sent int) {
 	t.Helper()
 	unsettled = c.count(t, `
 		SELECT count(*) FROM applications a LEFT JOIN deliveries d ON d.application_id = a.id
-		WHERE d.state IS NULL OR d.state NOT IN ('sent', 'failed')`)
+		WHERE (d.state IS NULL OR d.state NOT IN ('sent', 'failed'))
+		  AND NOT EXISTS (SELECT 1 FROM outbox_events e WHERE e.aggregate_id = a.id AND e.quarantined_at IS NOT NULL)`)
 	sent = c.count(t, `SELECT count(*) FROM deliveries WHERE state = 'sent'`)
 	return unsettled == 0 && len(c.SMTP.CountByMessageID()) >= sent, unsettled, sent
 }
@@ -221,7 +238,7 @@ func (c *Cluster) WaitDrained(t *testing.T, since time.Time, timeout time.Durati
 			d.Emails = time.Since(since)
 		}
 		if d.Emails != 0 {
-			events := c.count(t, `SELECT count(*) FROM outbox_events`)
+			events := c.count(t, `SELECT count(*) FROM outbox_events WHERE quarantined_at IS NULL`)
 			st, err := StatusProbe(context.Background(), c)
 			if err != nil {
 				t.Fatalf("status: %v", err)
@@ -253,6 +270,10 @@ type Expect struct {
 	// MaxDuplicates bounds extra copies of confirmation emails; 0 demands
 	// exactly one copy each.
 	MaxDuplicates int
+	// Quarantined is how many events the drill made impossible to dispatch:
+	// exactly that many must be quarantined, their applications without
+	// jobs, email or analytics record, and intakectl status must flag them.
+	Quarantined int
 }
 
 // Verdict is what the checks counted.
@@ -260,7 +281,8 @@ type Verdict struct {
 	Applications, Events int
 	Keys                 int
 	LostEmails           int // applications whose email never arrived (and was not refused)
-	LostEvents           int // events with no sink record
+	LostEvents           int // events with no sink record (quarantined ones aside)
+	Quarantined          int
 	Lost                 int
 	Duplicates           int // extra copies of confirmation emails
 	DuplicatedIDs        int // Message-IDs received more than once
@@ -303,9 +325,13 @@ func (c *Cluster) Check(t *testing.T, e Expect) Verdict {
 	if want := e.Seeded + len(e.Submissions); v.Applications != want {
 		fail("%d applications, want %d (%d seeded + %d submitted)", v.Applications, want, e.Seeded, len(e.Submissions))
 	}
-	// Invariant 7: nothing left undispatched.
-	if n := c.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL`); n != 0 {
+	// Invariant 7: nothing left undispatched but the quarantined events.
+	if n := c.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL AND quarantined_at IS NULL`); n != 0 {
 		fail("invariant 7: %d events still undispatched", n)
+	}
+	v.Quarantined = c.count(t, `SELECT count(*) FROM outbox_events WHERE quarantined_at IS NOT NULL`)
+	if v.Quarantined != e.Quarantined {
+		fail("%d events quarantined, want %d", v.Quarantined, e.Quarantined)
 	}
 	// SKIP LOCKED: each event became exactly one email job and one analytics job.
 	if n := c.count(t, `SELECT count(*) FROM (SELECT args->>'application_id' FROM river_job
@@ -323,10 +349,14 @@ func (c *Cluster) Check(t *testing.T, e Expect) Verdict {
 	v.Keys = len(e.Submissions)
 
 	// The ledger, the jobs and the SMTP server, per application.
-	type app struct{ id, email, state, class, jobState string }
+	type app struct {
+		id, email, state, class, jobState string
+		quarantined                       bool
+	}
 	var apps []app
 	rows, err := c.DB.Query(ctx, `
-		SELECT a.id::text, a.email, coalesce(d.state, ''), coalesce(d.last_error_class, ''), coalesce(j.state::text, '')
+		SELECT a.id::text, a.email, coalesce(d.state, ''), coalesce(d.last_error_class, ''), coalesce(j.state::text, ''),
+		       EXISTS (SELECT 1 FROM outbox_events e WHERE e.aggregate_id = a.id AND e.quarantined_at IS NOT NULL)
 		FROM applications a
 		LEFT JOIN deliveries d ON d.application_id = a.id
 		LEFT JOIN river_job j ON j.kind = 'confirmation_email' AND j.args->>'application_id' = a.id::text`)
@@ -335,7 +365,7 @@ func (c *Cluster) Check(t *testing.T, e Expect) Verdict {
 	}
 	for rows.Next() {
 		var a app
-		if err := rows.Scan(&a.id, &a.email, &a.state, &a.class, &a.jobState); err != nil {
+		if err := rows.Scan(&a.id, &a.email, &a.state, &a.class, &a.jobState, &a.quarantined); err != nil {
 			t.Fatalf("scan: %v", err)
 		}
 		apps = append(apps, a)
@@ -365,6 +395,12 @@ func (c *Cluster) Check(t *testing.T, e Expect) Verdict {
 		expected[mid] = true
 		v.EmailJobs[a.jobState]++
 		n := counts[mid]
+		if a.quarantined {
+			if a.state != "" || a.jobState != "" || n != 0 {
+				fail("application %s: its event is quarantined but ledger %q, job %q, %d copies accepted; want none", a.id, a.state, a.jobState, n)
+			}
+			continue
+		}
 		if e.Refused[a.email] {
 			v.Failed++
 			if a.state != "failed" || a.class != "permanent" || a.jobState != "cancelled" {
@@ -447,18 +483,25 @@ func (c *Cluster) Check(t *testing.T, e Expect) Verdict {
 	// Invariant 6: every event exactly one record in the sink, matching it.
 	records := c.Sink.Records()
 	v.SinkRecords = len(records)
-	rows, err = c.DB.Query(ctx, `SELECT id::text, aggregate_id::text, kind FROM outbox_events`)
+	rows, err = c.DB.Query(ctx, `SELECT id::text, aggregate_id::text, kind, quarantined_at IS NOT NULL FROM outbox_events`)
 	if err != nil {
 		t.Fatalf("events: %v", err)
 	}
 	seen := map[string]bool{}
 	for rows.Next() {
 		var id, appID, kind string
-		if err := rows.Scan(&id, &appID, &kind); err != nil {
+		var quarantined bool
+		if err := rows.Scan(&id, &appID, &kind, &quarantined); err != nil {
 			t.Fatalf("scan: %v", err)
 		}
 		seen[id] = true
 		raw, ok := records[id]
+		if quarantined {
+			if ok {
+				fail("quarantined event %s has an analytics record", id)
+			}
+			continue
+		}
 		if !ok {
 			v.LostEvents++
 			continue
@@ -513,6 +556,9 @@ func (c *Cluster) checkOperatorStatus(t *testing.T, st StatusFacts, e Expect, v 
 	if op.Outbox.Undispatched != st.OutboxBacklog {
 		fail("intakectl status: %d undispatched events, SQL says %d", op.Outbox.Undispatched, st.OutboxBacklog)
 	}
+	if op.Outbox.Quarantined != st.Quarantined {
+		fail("intakectl status: %d quarantined events, SQL says %d", op.Outbox.Quarantined, st.Quarantined)
+	}
 	opJobs := map[string]int{}
 	for _, j := range op.Jobs {
 		opJobs[j.Kind+"/"+j.State] += j.Jobs
@@ -537,9 +583,19 @@ func (c *Cluster) checkOperatorStatus(t *testing.T, st StatusFacts, e Expect, v 
 	if len(op.Workers) == 0 {
 		fail("intakectl status: no worker reported, with %d running", len(c.Workers))
 	}
-	wantOK := len(e.Refused) == 0
-	if op.OK != wantOK || (op.ExitCode == 0) != wantOK || !wantOK && len(op.Stuck) != 1 {
-		fail("intakectl status: ok=%v exit %d stuck %q; want ok=%v (only the refused deliveries need an operator)", op.OK, op.ExitCode, op.Stuck, wantOK)
+	// Only refused deliveries and quarantined events need an operator, one
+	// reason each.
+	reasons := 0
+	if len(e.Refused) > 0 {
+		reasons++
+	}
+	if e.Quarantined > 0 {
+		reasons++
+	}
+	wantOK := reasons == 0
+	if op.OK != wantOK || (op.ExitCode == 0) != wantOK || len(op.Stuck) != reasons {
+		fail("intakectl status: ok=%v exit %d stuck %q; want ok=%v with %d reasons (only refused deliveries and quarantined events need an operator)",
+			op.OK, op.ExitCode, op.Stuck, wantOK, reasons)
 	}
 }
 

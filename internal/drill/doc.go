@@ -26,5 +26,6 @@
 //   - report.go: a table per drill and a summary printed by TestMain.
 //
 // The drills: worker SIGKILL, API SIGKILL, graceful restarts, SMTP outage
-// and refusals, analytics outage, and worker database blips.
+// and refusals, analytics outage, worker database blips, and a poison event
+// (an outbox event that cannot become jobs).
 package drill

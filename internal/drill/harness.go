@@ -52,6 +52,9 @@ func compressedEnv() map[string]string {
 // ClusterOpts says what NewCluster starts.
 type ClusterOpts struct {
 	APIs, Workers int
+	// WorkersStopped creates the worker slots without starting them; the
+	// drill starts each with Start when it is ready for them.
+	WorkersStopped bool
 	// Env overrides compressedEnv for every process.
 	Env map[string]string
 	// SMTPDelay is how long the SMTP server takes to accept each message,
@@ -143,7 +146,11 @@ func NewCluster(t *testing.T, opts ClusterOpts) *Cluster {
 		c.APIs = append(c.APIs, &Node{Name: fmt.Sprintf("api-%d", i), kind: "api"})
 	}
 	c.Began = time.Now()
-	for _, n := range append(append([]*Node{}, c.Workers...), c.APIs...) {
+	var start []*Node
+	if !opts.WorkersStopped {
+		start = append(start, c.Workers...)
+	}
+	for _, n := range append(start, c.APIs...) {
 		c.Start(n)
 	}
 	return c

@@ -5,13 +5,21 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 )
 
 // Handler serves /healthz (the process is alive) and /readyz (ready returns
 // nil: the database answers and the schema is current).
-func Handler(ready func(context.Context) error) http.Handler {
+//
+// quarantined counts the outbox events set aside because they cannot
+// become jobs. /readyz names them but stays 200: a poison event is bad
+// data, not a bad worker; every worker sees the same event, so failing
+// readiness for it would take all of them out of service (and stall a
+// rollout) while they work fine for everything else. intakectl status
+// exits 1 for it instead, which is what alerts.
+func Handler(ready func(context.Context) error, quarantined func(context.Context) (int64, error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -19,14 +27,23 @@ func Handler(ready func(context.Context) error) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := ready(ctx); err != nil {
+		err := ready(ctx)
+		var n int64
+		if err == nil {
+			n, err = quarantined(ctx)
+		}
+		if err != nil {
 			w.Header().Set("Retry-After", "2")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{
 				"type": "not-ready", "title": "Not ready", "status": http.StatusServiceUnavailable, "detail": err.Error(),
 			})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		body := map[string]any{"status": "ready", "outbox_quarantined": n}
+		if n > 0 {
+			body["warning"] = fmt.Sprintf("%d outbox events quarantined: they cannot become jobs until fixed and retried (intakectl outbox list)", n)
+		}
+		writeJSON(w, http.StatusOK, body)
 	})
 	return mux
 }

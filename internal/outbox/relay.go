@@ -97,7 +97,7 @@ func (r *Relay) Stalled(now time.Time) error {
 // drain dispatches batches until the outbox looks empty.
 func (r *Relay) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		n, err := r.DispatchOnce(ctx)
+		d, err := r.round(ctx)
 		if err == nil {
 			r.lastRound.Store(time.Now().UnixNano())
 		}
@@ -107,7 +107,7 @@ func (r *Relay) drain(ctx context.Context) {
 			}
 			return
 		}
-		if n < r.Batch {
+		if d.Events+len(d.Quarantined) < r.Batch {
 			return
 		}
 	}
@@ -122,11 +122,16 @@ func (r *Relay) roundTimeout() time.Duration {
 
 // DispatchOnce runs one round: at most Batch events become River jobs, in
 // one transaction, within RoundTimeout. It returns how many events it
-// dispatched.
+// dispatched; events that cannot become jobs are quarantined and logged.
 func (r *Relay) DispatchOnce(ctx context.Context) (int, error) {
+	d, err := r.round(ctx)
+	return d.Events, err
+}
+
+func (r *Relay) round(ctx context.Context) (postgres.Dispatched, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.roundTimeout())
 	defer cancel()
-	return r.Store.DispatchEvents(ctx, r.Batch, func(ctx context.Context, tx pgx.Tx, events []application.Event) error {
+	d, err := r.Store.DispatchEvents(ctx, r.Batch, func(ctx context.Context, tx pgx.Tx, events []application.Event) error {
 		params := make([]river.InsertManyParams, 0, 2*len(events))
 		for _, ev := range events {
 			params = append(params, job.ForEvent(ev, r.MaxAttempts)...)
@@ -134,4 +139,11 @@ func (r *Relay) DispatchOnce(ctx context.Context) (int, error) {
 		_, err := r.River.InsertManyTx(ctx, tx, params)
 		return err
 	})
+	for _, q := range d.Quarantined {
+		// The error names a field or a job problem, never a value from the
+		// application, so it is safe to log.
+		r.Logger.Error("outbox event quarantined", "event_id", q.ID, "kind", q.Kind, "error", q.Error,
+			"action", "not dispatched until retried: fix the cause, then intakectl outbox retry "+q.ID)
+	}
+	return d, err
 }

@@ -172,6 +172,7 @@ func (b *bundle) requireNothingDispatched(t *testing.T) {
 	require.Zero(t, b.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NOT NULL`), "events marked dispatched")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM river_job`), "jobs inserted")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM deliveries`), "delivery rows opened")
+	require.Zero(t, b.count(t, `SELECT count(*) FROM outbox_events WHERE quarantined_at IS NOT NULL`), "events quarantined")
 }
 
 // requireAllDispatchedOnce checks the outcome of draining n events: each
@@ -364,7 +365,7 @@ func TestDispatchIsAtomic(t *testing.T) {
 		{
 			name: "enqueue fails after inserting the jobs",
 			dispatch: func(t *testing.T, b *bundle) (int, error) {
-				return b.store.DispatchEvents(t.Context(), 100, func(ctx context.Context, tx pgx.Tx, evs []application.Event) error {
+				d, err := b.store.DispatchEvents(t.Context(), 100, func(ctx context.Context, tx pgx.Tx, evs []application.Event) error {
 					var params []river.InsertManyParams
 					for _, ev := range evs {
 						params = append(params, river.InsertManyParams{Args: probeArgs{EventID: ev.ID}})
@@ -379,6 +380,7 @@ func TestDispatchIsAtomic(t *testing.T) {
 					require.Equal(t, len(evs), inTx, "the jobs were not inserted in the round's transaction")
 					return errors.New("injected failure")
 				})
+				return d.Events, err
 			},
 			wantErr: "injected failure",
 		},

@@ -23,6 +23,10 @@ type StatusReport struct {
 	// AnalyticsLastError is the latest error of a retrying analytics job
 	// (empty when none is retrying).
 	AnalyticsLastError string
+
+	// OutboxQuarantine counts the events set aside because they could not
+	// become jobs (not in OutboxUndispatched: the relay no longer tries them).
+	OutboxQuarantine QuarantineSummary
 }
 
 // JobCount is River's jobs of one kind in one state.
@@ -59,6 +63,9 @@ func (s *Store) Status(ctx context.Context, seenWithin time.Duration) (StatusRep
 		return r, classify(err)
 	}
 	r.OutboxUndispatched, r.OutboxOldestSeconds = backlog.Undispatched, backlog.OldestSeconds
+	if r.OutboxQuarantine, err = s.Quarantine(ctx); err != nil {
+		return r, err
+	}
 
 	rows, err := s.pool.Query(ctx, db.RiverJobCounts)
 	if err != nil {

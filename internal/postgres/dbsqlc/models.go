@@ -59,12 +59,14 @@ type IdempotencyKey struct {
 }
 
 type OutboxEvent struct {
-	ID           uuid.UUID
-	Kind         string
-	AggregateID  uuid.UUID
-	Payload      []byte
-	CreatedAt    time.Time
-	DispatchedAt *time.Time
+	ID              uuid.UUID
+	Kind            string
+	AggregateID     uuid.UUID
+	Payload         []byte
+	CreatedAt       time.Time
+	DispatchedAt    *time.Time
+	QuarantinedAt   *time.Time
+	QuarantineError pgtype.Text
 }
 
 type Posting struct {

@@ -138,7 +138,7 @@ const outboxBacklog = `-- name: OutboxBacklog :one
 SELECT count(*)::bigint AS undispatched,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds
 FROM outbox_events
-WHERE dispatched_at IS NULL
+WHERE dispatched_at IS NULL AND quarantined_at IS NULL
 `
 
 type OutboxBacklogRow struct {

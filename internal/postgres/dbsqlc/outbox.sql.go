@@ -28,7 +28,7 @@ const outboxClaim = `-- name: OutboxClaim :many
 
 SELECT id, kind, aggregate_id, payload, created_at
 FROM outbox_events
-WHERE dispatched_at IS NULL
+WHERE dispatched_at IS NULL AND quarantined_at IS NULL
 ORDER BY created_at, id
 LIMIT $1
 FOR UPDATE SKIP LOCKED
@@ -44,7 +44,8 @@ type OutboxClaimRow struct {
 
 // The relay's round, in the order postgres.Store.DispatchEvents runs it,
 // all in one transaction.
-// Oldest undispatched events first, served by the partial index. SKIP LOCKED
+// Oldest undispatched events first, served by the partial index (whose
+// predicate is this WHERE: quarantined events are not in it). SKIP LOCKED
 // lets any number of relays run: each claims rows nobody else holds, and a
 // slow or dead relay's rows are skipped, not waited for.
 func (q *Queries) OutboxClaim(ctx context.Context, maxEvents int32) ([]OutboxClaimRow, error) {
@@ -79,5 +80,21 @@ UPDATE outbox_events SET dispatched_at = now() WHERE id = ANY($1::uuid[])
 
 func (q *Queries) OutboxMarkDispatched(ctx context.Context, ids []uuid.UUID) error {
 	_, err := q.db.Exec(ctx, outboxMarkDispatched, ids)
+	return err
+}
+
+const outboxQuarantine = `-- name: OutboxQuarantine :exec
+UPDATE outbox_events SET quarantined_at = now(), quarantine_error = $1::text WHERE id = $2
+`
+
+type OutboxQuarantineParams struct {
+	Error string
+	ID    uuid.UUID
+}
+
+// Sets aside a claimed event that cannot become jobs, with its error. One
+// statement per event: poison events are rare, the happy path never runs it.
+func (q *Queries) OutboxQuarantine(ctx context.Context, arg OutboxQuarantineParams) error {
+	_, err := q.db.Exec(ctx, outboxQuarantine, arg.Error, arg.ID)
 	return err
 }
