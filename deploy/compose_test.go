@@ -214,6 +214,13 @@ func TestComposeEnvironmentIsIntakeConfiguration(t *testing.T) {
 	require.Equal(t, "http://localhost:8080", api["INTAKE_PUBLIC_URL"])
 
 	worker := env(t, project, "worker")
+	// The worker writes the status links that the api opens.
+	require.Equal(t, api["INTAKE_PUBLIC_URL"], worker["INTAKE_PUBLIC_URL"], "the email's links must point at the api")
+	require.NotEmpty(t, api["INTAKE_STATUS_SECRET"])
+	for _, name := range []string{"worker", "migrate"} {
+		require.Equal(t, api["INTAKE_STATUS_SECRET"], env(t, project, name)["INTAKE_STATUS_SECRET"],
+			"%s needs the api's INTAKE_STATUS_SECRET", name)
+	}
 	require.Equal(t, "mailpit", worker["INTAKE_SMTP_HOST"])
 	require.Equal(t, "1025", worker["INTAKE_SMTP_PORT"])
 	require.Equal(t, "none", worker["INTAKE_SMTP_TLS"])

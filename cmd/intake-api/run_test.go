@@ -189,9 +189,10 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	createPosting(t, pool, "compiler-engineer")
 
 	p := start(t, map[string]string{
-		"DATABASE_URL":      dbURL,
-		"INTAKE_HTTP_ADDR":  "127.0.0.1:0",
-		"INTAKE_PUBLIC_URL": publicURL,
+		"DATABASE_URL":         dbURL,
+		"INTAKE_HTTP_ADDR":     "127.0.0.1:0",
+		"INTAKE_PUBLIC_URL":    publicURL,
+		"INTAKE_STATUS_SECRET": testkit.StatusSecret,
 	})
 	started := p.logLine(t, "starting")
 	require.NotNil(t, started, "the configuration is logged at start")
@@ -257,8 +258,37 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	for _, pii := range []string{applicantEmail, applicantName, "Grace", "+1 555 0100", "example.com/grace"} {
 		require.NotContains(t, logs, pii)
 	}
-	// Nor the status token, which is a capability.
+	// Nor the status token, which is a capability, nor the secret it is
+	// derived from.
 	require.NotContains(t, logs, statusURL.Query().Get("token"))
+	require.NotContains(t, logs, strings.TrimPrefix(testkit.StatusSecret, "hex:"))
+	require.Equal(t, "xxxxx", started["config"].(map[string]any)["INTAKE_STATUS_SECRET"])
+}
+
+// Without a usable INTAKE_STATUS_SECRET no status link could be made or
+// checked: the API does not start, and says which variable to fix.
+func TestRunRefusesWithoutStatusSecret(t *testing.T) {
+	t.Parallel()
+	for name, value := range map[string]string{
+		"missing":     "",
+		"short":       "hex:" + strings.Repeat("ab", 31),
+		"undecodable": "not a secret at all, just words",
+	} {
+		stdout := &testkit.Buffer{}
+		env := map[string]string{
+			"DATABASE_URL":         "postgres://postgres@127.0.0.1:1/never?sslmode=disable",
+			"INTAKE_HTTP_ADDR":     "127.0.0.1:0",
+			"INTAKE_STATUS_SECRET": value,
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		err := run(ctx, func(name string) string { return env[name] }, stdout)
+		cancel()
+		require.ErrorContains(t, err, "INTAKE_STATUS_SECRET ", name)
+		require.Empty(t, stdout.String(), "%s: nothing started, nothing logged", name)
+		if value != "" {
+			require.NotContains(t, err.Error(), value, "%s: the secret is never echoed", name)
+		}
+	}
 }
 
 func TestRunRefusesBadConfig(t *testing.T) {
@@ -297,6 +327,7 @@ func TestRunFinishesInFlightRequestOnShutdown(t *testing.T) {
 		"DATABASE_URL":            dbURL,
 		"INTAKE_HTTP_ADDR":        "127.0.0.1:0",
 		"INTAKE_PUBLIC_URL":       publicURL,
+		"INTAKE_STATUS_SECRET":    testkit.StatusSecret,
 		"INTAKE_IDEMPOTENCY_WAIT": "1m", // the request waits on our lock as long as it takes
 		"INTAKE_REQUEST_TIMEOUT":  "2m",
 		"INTAKE_SHUTDOWN_TIMEOUT": "2m",

@@ -91,9 +91,9 @@ func seedBacklog(ctx context.Context, pool *pgxpool.Pool, tag string, n int, ana
 		_, err := pool.Exec(ctx, `
 			WITH p AS (SELECT id FROM postings WHERE slug = $1),
 			apps AS (
-				INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at, status_token_hash)
+				INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at)
 				SELECT gen_random_uuid(), p.id, 'Applicant ' || g, $2 || g || '@example.com',
-				       $2 || g || '@example.com', now(), sha256(g::text::bytea)
+				       $2 || g || '@example.com', now()
 				FROM p, generate_series($3::int, $4::int) AS g
 				RETURNING id
 			)
@@ -139,11 +139,11 @@ func growDatabase(ctx context.Context, pool *pgxpool.Pool, n int) error {
 					FROM generate_series($2::bigint, $3::bigint) AS g
 				),
 				apps AS (
-					INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at, status_token_hash)
+					INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at)
 					SELECT (lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0') || '7' ||
 					        substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid,
 					       p.id, 'Grown Applicant ' || g, 'grown' || g || '@example.com',
-					       'grown' || g || '@example.com', ts, sha256(g::text::bytea)
+					       'grown' || g || '@example.com', ts
 					FROM p, g
 					RETURNING id, received_at
 				),
@@ -158,9 +158,7 @@ func growDatabase(ctx context.Context, pool *pgxpool.Pool, n int) error {
 					INSERT INTO idempotency_keys (key, fingerprint, state, application_id, response_status,
 					                              response_body, created_at, expires_at)
 					SELECT 'grown-' || id, sha256(id::text::bytea), 'completed', id, 201,
-					       convert_to(json_build_object('id', id, 'job', $1::text, 'received_at', received_at,
-					           'status_url', 'http://127.0.0.1:8080/api/v1/applications/' || id ||
-					           '/status?token=' || upper(substr(md5(id::text), 1, 26)))::text, 'UTF8'),
+					       convert_to(json_build_object('id', id, 'job', $1::text, 'received_at', received_at)::text, 'UTF8'),
 					       received_at, received_at + interval '48 hours'
 					FROM apps
 				)

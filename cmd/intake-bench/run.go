@@ -50,7 +50,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	// The binaries read the same variables (passed through below), so the
-	// harness knows their settings, and a bad value fails here first.
+	// harness knows their settings, and a bad value fails here first. They
+	// need a status secret; without one set, one made for this run does.
+	getenv = config.WithGeneratedStatusSecret(getenv)
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,8 +129,7 @@ type submission struct {
 }
 
 // newSubmission prepares what the API prepares before its transaction (ids,
-// status token hash, fingerprint, the stored 201 body), for a unique key
-// and email.
+// fingerprint, the stored receipt), for a unique key and email.
 func (b *bench) newSubmission(tag string) (submission, error) {
 	n := strconv.FormatInt(b.next(), 10)
 	key := tag + "-" + b.runID + "-" + n
@@ -146,14 +143,11 @@ func (b *bench) newSubmission(tag string) (submission, error) {
 		return submission{}, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	token := rand.Text()
-	tokenHash := sha256.Sum256([]byte(token))
 	fingerprint := sha256.Sum256([]byte(key + "\x00" + email))
 	body, err := json.Marshal(map[string]any{
 		"id":          id.String(),
 		"job":         benchSlug,
 		"received_at": now,
-		"status_url":  "http://127.0.0.1:8080/api/v1/applications/" + id.String() + "/status?" + url.Values{"token": {token}}.Encode(),
 	})
 	if err != nil {
 		return submission{}, err
@@ -172,7 +166,6 @@ func (b *bench) newSubmission(tag string) (submission, error) {
 			Phone:           pgtype.Text{String: benchPhone, Valid: true},
 			Links:           []string{benchLink},
 			ReceivedAt:      now,
-			StatusTokenHash: tokenHash[:],
 			PostingSlug:     benchSlug,
 		},
 		event: dbsqlc.OutboxEventInsertParams{ID: eventID, Kind: application.EventSubmitted, AggregateID: id, Payload: payload},

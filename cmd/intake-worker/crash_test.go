@@ -21,6 +21,7 @@ const emailConcurrency = 5
 func processEnv(dbURL string, mailSrv *testkit.SMTPServer) map[string]string {
 	env := map[string]string{
 		"DATABASE_URL":               dbURL,
+		"INTAKE_STATUS_SECRET":       testkit.StatusSecret,
 		"INTAKE_OPS_ADDR":            "127.0.0.1:0",
 		"INTAKE_RELAY_POLL_INTERVAL": "200ms",
 		"INTAKE_RETRY_BASE":          "50ms",

@@ -81,7 +81,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	retry := job.RetryFromConfig(cfg)
 	self := workerIdentity()
-	riverClient, err := job.NewClient(pool, job.Deps{Store: store, Sender: sender, Sink: sink, Logger: logger}, job.Settings{
+	riverClient, err := job.NewClient(pool, job.Deps{
+		Store: store, Sender: sender, Sink: sink, Logger: logger,
+		PublicURL: cfg.PublicURL, StatusTokens: cfg.StatusTokens,
+	}, job.Settings{
 		ClientID:             self.ID,
 		EmailConcurrency:     cfg.EmailConcurrency,
 		AnalyticsConcurrency: cfg.AnalyticsConcurrency,

@@ -9,7 +9,9 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,6 +41,7 @@ func startWorker(t *testing.T, dbURL string, smtpSrv *testkit.SMTPServer, env ma
 	t.Helper()
 	vars := map[string]string{
 		"DATABASE_URL":               dbURL,
+		"INTAKE_STATUS_SECRET":       testkit.StatusSecret,
 		"INTAKE_OPS_ADDR":            "127.0.0.1:0",
 		"INTAKE_LOG_LEVEL":           "debug",
 		"INTAKE_RELAY_POLL_INTERVAL": "200ms",
@@ -175,22 +178,7 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, []string{"ada@example.com"}, m.To)
 	require.Contains(t, m.Parsed.Header.Get("To"), "ada@example.com")
 	require.Equal(t, "We received your application: Posting go-engineer", m.Parsed.Header.Get("Subject"))
-	mediaType, params, err := mime.ParseMediaType(m.Parsed.Header.Get("Content-Type"))
-	require.NoError(t, err)
-	require.Equal(t, "multipart/alternative", mediaType)
-	parts := map[string]string{}
-	mr := multipart.NewReader(m.Parsed.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		b, err := io.ReadAll(p) // multipart decodes quoted-printable itself
-		require.NoError(t, err)
-		parts[ct] = string(b)
-	}
+	parts := mailParts(t, m)
 	require.Contains(t, parts["text/plain"], "Hello Ada Lovelace,")
 	require.Contains(t, parts["text/plain"], app.ID)
 	require.Contains(t, parts["text/html"], "<strong>Posting go-engineer</strong>")
@@ -220,6 +208,89 @@ func TestEndToEnd(t *testing.T) {
 	}
 	for _, pii := range []string{"ada@example.com", "Ada Lovelace"} {
 		require.NotContains(t, w.logs.String(), pii)
+	}
+}
+
+// mailParts returns a multipart/alternative message's parts by content
+// type, decoded.
+func mailParts(t *testing.T, m testkit.SMTPMessage) map[string]string {
+	t.Helper()
+	mediaType, params, err := mime.ParseMediaType(m.Parsed.Header.Get("Content-Type"))
+	require.NoError(t, err)
+	require.Equal(t, "multipart/alternative", mediaType)
+	parts := map[string]string{}
+	mr := multipart.NewReader(m.Parsed.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		b, err := io.ReadAll(p) // multipart decodes quoted-printable itself
+		require.NoError(t, err)
+		parts[ct] = string(b)
+	}
+	return parts
+}
+
+var statusLink = regexp.MustCompile(`https?://[^\s"<>]+/applications/[0-9a-f-]{36}\?token=[^\s"<>]+`)
+
+// The confirmation email links to the applicant's status page, with the
+// same token the API handed out in status_url: API and worker derive it
+// alike, since it is stored nowhere.
+func TestConfirmationEmailLinksToStatusPage(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	mailSrv := testkit.StartSMTP(t)
+	slug := api.CreatePosting(t, "go-engineer")
+	startWorker(t, api.DBURL, mailSrv, nil)
+
+	app := submit(t, api, slug, "ada@example.com")
+	parts := mailParts(t, mailSrv.WaitMessages(t, 1, 10*time.Second)[0])
+	waitFor(t, 5*time.Second, "the ledger to say sent", func() bool { s, _ := ledger(t, api, app.ID); return s == "sent" })
+
+	textLink := statusLink.FindString(parts["text/plain"])
+	require.NotEmpty(t, textLink, "no status link in the text part:\n%s", parts["text/plain"])
+	require.Equal(t, []string{textLink}, statusLink.FindAllString(parts["text/html"], -1),
+		"the HTML part links to the same page:\n%s", parts["text/html"])
+	require.Contains(t, parts["text/html"], `href="`+textLink+`"`)
+
+	link, err := url.Parse(textLink)
+	require.NoError(t, err)
+	require.Equal(t, api.Config.PublicURL.String()+"/applications/"+app.ID, link.Scheme+"://"+link.Host+link.Path,
+		"the link is built on INTAKE_PUBLIC_URL")
+	apiLink, err := url.Parse(app.StatusURL)
+	require.NoError(t, err)
+	require.Equal(t, apiLink.Query().Get("token"), link.Query().Get("token"), "the email's token is the one in status_url")
+
+	page := api.Do(t, http.MethodGet, link.RequestURI(), "")
+	require.Equal(t, http.StatusOK, page.Status, "%s", page.Body)
+	require.Contains(t, string(page.Body), "Application received")
+	require.Contains(t, string(page.Body), "Your confirmation email was sent.")
+
+	tampered := api.Do(t, http.MethodGet, link.Path+"?token="+strings.ToLower(link.Query().Get("token")), "")
+	require.Equal(t, http.StatusNotFound, tampered.Status)
+}
+
+// The worker cannot write a confirmation email's link without the secret:
+// it does not start, and names the variable.
+func TestRunRefusesWithoutStatusSecret(t *testing.T) {
+	t.Parallel()
+	for name, value := range map[string]string{
+		"missing":     "",
+		"short":       "base64:" + strings.Repeat("A", 40),
+		"undecodable": "hex:not-hex-at-all-and-long-enough-to-be-a-secret-otherwise",
+	} {
+		logs := &testkit.Buffer{}
+		env := map[string]string{
+			"DATABASE_URL":         "postgres://postgres@127.0.0.1:1/never?sslmode=disable",
+			"INTAKE_OPS_ADDR":      "127.0.0.1:0",
+			"INTAKE_STATUS_SECRET": value,
+		}
+		err := run(t.Context(), func(k string) string { return env[k] }, logs)
+		require.ErrorContains(t, err, "INTAKE_STATUS_SECRET ", name)
+		require.Empty(t, logs.String(), "%s: nothing started, nothing logged", name)
 	}
 }
 

@@ -70,8 +70,9 @@ type devOpts struct {
 // database migrated (and given sample postings), a mail catcher with its
 // mailbox page, and intake-api and intake-worker as real processes that are
 // restarted when they die. Everything it and its children print goes to
-// stdout, one prefixed line at a time.
-func dev(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+// stdout, one prefixed line at a time. Both children get statusSecret, so
+// the worker's email links open on the API.
+func dev(ctx context.Context, cfg config.Config, statusSecret string, args []string, stdout io.Writer) error {
 	opts, err := parseDevFlags(args)
 	if err != nil {
 		return err
@@ -108,7 +109,7 @@ func dev(ctx context.Context, cfg config.Config, args []string, stdout io.Writer
 		return unlessInterrupted(ctx, err)
 	}
 
-	env, publicURL := childEnvironment(cfg, apiAddr, opsAddr, catcher.SMTPAddr())
+	env, publicURL := childEnvironment(cfg, statusSecret, apiAddr, opsAddr, catcher.SMTPAddr())
 	procs := startChildren(ctx, con, bins, env, cfg.ShutdownTimeout+5*time.Second)
 	stop := func() {
 		con.printf("stopping (a second Ctrl-C kills at once)")
@@ -335,11 +336,12 @@ func freeAddr(name, a string) (addr, error) {
 }
 
 // childEnvironment is the children's environment: dev's own, pointed at
-// the database dev migrated, the addresses it checked and the catcher. It
-// also returns the public URL the API will use.
-func childEnvironment(cfg config.Config, api, ops addr, smtpAddr *net.TCPAddr) (env []string, publicURL string) {
+// the database dev migrated, the addresses it checked, the catcher and the
+// status secret. It also returns the public URL the API will use.
+func childEnvironment(cfg config.Config, statusSecret string, api, ops addr, smtpAddr *net.TCPAddr) (env []string, publicURL string) {
 	set := map[string]string{
 		"DATABASE_URL":         cfg.DatabaseURL,
+		"INTAKE_STATUS_SECRET": statusSecret,
 		"INTAKE_HTTP_ADDR":     api.listen,
 		"INTAKE_OPS_ADDR":      ops.listen,
 		"INTAKE_SMTP_HOST":     smtpAddr.IP.String(),

@@ -25,8 +25,9 @@ import (
 
 // TestDev runs `intakectl dev` as an operator would, with intake-api and
 // intake-worker built next to it, and uses the system it starts: the sample
-// postings, an application, its email in the mailbox, a worker crash and
-// its recovery, and a clean stop.
+// postings, an application, its email in the mailbox and the status link in
+// it, a worker crash and its recovery, and a clean stop. No
+// INTAKE_STATUS_SECRET is set: dev makes one and gives it to both children.
 func TestDev(t *testing.T) {
 	t.Parallel()
 	bin := buildBinaries(t)
@@ -62,9 +63,10 @@ func TestDev(t *testing.T) {
 	require.ElementsMatch(t, []string{"backend-engineer", "product-designer"}, slugs)
 
 	// An application's confirmation lands in the mailbox and on stdout.
-	apply(t, apiURL, "backend-engineer", "dev-test-1", `{"full_name":"Ada Lovelace","email":"ada@example.com"}`)
+	first := apply(t, apiURL, "backend-engineer", "dev-test-1", `{"full_name":"Ada Lovelace","email":"ada@example.com"}`)
 	waitMailbox(t, mailboxURL, "We received your application: Backend engineer (Go)", time.Minute)
 	d.waitLine(t, `^mail +\| \d\d:\d\d:\d\d <confirmation\.[0-9a-f-]+@intake\.localhost> to ada@example\.com "We received your application: Backend engineer \(Go\)" `+regexp.QuoteMeta(mailboxURL)+`/messages/1$`, 10*time.Second)
+	requireStatusLinkOpens(t, mailboxURL+"/messages/1", apiURL, first)
 
 	// A killed worker is started again, and the next application's email
 	// still arrives.
@@ -80,8 +82,9 @@ func TestDev(t *testing.T) {
 		}
 		return false
 	})
-	apply(t, apiURL, "product-designer", "dev-test-2", `{"full_name":"Grace Hopper","email":"grace@example.com"}`)
+	second := apply(t, apiURL, "product-designer", "dev-test-2", `{"full_name":"Grace Hopper","email":"grace@example.com"}`)
 	waitMailbox(t, mailboxURL, "We received your application: Product designer", time.Minute)
+	requireStatusLinkOpens(t, mailboxURL+"/messages/2", apiURL, second)
 
 	// SIGTERM stops everything and exits 0.
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
@@ -297,13 +300,35 @@ func httpDo(t *testing.T, method, url string, header http.Header, body string) (
 	return resp.StatusCode, string(b)
 }
 
-func apply(t *testing.T, apiURL, slug, key, body string) {
+// apply submits an application and returns the status_url of the 201.
+func apply(t *testing.T, apiURL, slug, key, body string) string {
 	t.Helper()
 	status, resp := httpDo(t, http.MethodPost, apiURL+"/api/v1/jobs/"+slug+"/applications", http.Header{
 		"Content-Type":    {"application/json"},
 		"Idempotency-Key": {key},
 	}, body)
 	require.Equal(t, http.StatusCreated, status, resp)
+	var created struct {
+		StatusURL string `json:"status_url"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(resp), &created))
+	return created.StatusURL
+}
+
+// requireStatusLinkOpens finds the status page link in the email shown at
+// messageURL and checks that it opens on the API, with the token of the
+// API's own status_url: the worker and the API share dev's status secret.
+func requireStatusLinkOpens(t *testing.T, messageURL, apiURL, statusURL string) {
+	t.Helper()
+	status, page := httpDo(t, http.MethodGet, messageURL, nil, "")
+	require.Equal(t, http.StatusOK, status)
+	link := regexp.MustCompile(regexp.QuoteMeta(apiURL) + `/applications/[0-9a-f-]{36}\?token=[A-Za-z0-9_-]{22}`).FindString(page)
+	require.NotEmpty(t, link, "no status link on INTAKE_PUBLIC_URL in the email:\n%s", page)
+	emailToken := link[strings.Index(link, "token=")+len("token="):]
+	require.True(t, strings.HasSuffix(statusURL, "?token="+emailToken), "the email's token %s is not the one in status_url %s", emailToken, statusURL)
+	status, page = httpDo(t, http.MethodGet, link, nil, "")
+	require.Equal(t, http.StatusOK, status, page)
+	require.Contains(t, page, "Application received")
 }
 
 // waitMailbox waits until the mailbox page lists a message with subject.

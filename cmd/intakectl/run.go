@@ -58,6 +58,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if args[0] == "health" { // needs no configuration and no database
 		return health(ctx, args[1:])
 	}
+	if args[0] == "dev" { // dev makes a status secret for its children when none is set
+		getenv = config.WithGeneratedStatusSecret(getenv)
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -65,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := logging.New(stderr, cfg.LogLevel, "intakectl")
 
 	if args[0] == "dev" { // before the pool: dev creates the database itself
-		return dev(ctx, cfg, args[1:], stdout)
+		return dev(ctx, cfg, getenv("INTAKE_STATUS_SECRET"), args[1:], stdout)
 	}
 	if args[0] == "migrate" {
 		created, err := migrate.EnsureDatabase(ctx, cfg.DatabaseURL)

@@ -21,7 +21,7 @@ type ctl struct {
 }
 
 func newCtl(t *testing.T, dbURL string) *ctl {
-	return &ctl{t: t, dbURL: dbURL, env: map[string]string{"DATABASE_URL": dbURL}}
+	return &ctl{t: t, dbURL: dbURL, env: map[string]string{"DATABASE_URL": dbURL, "INTAKE_STATUS_SECRET": testkit.StatusSecret}}
 }
 
 func (c *ctl) getenv(name string) string { return c.env[name] }
@@ -201,6 +201,19 @@ func TestBadConfig(t *testing.T) {
 	require.ErrorContains(t, err, "INTAKE_LOG_LEVEL")
 	var usage usageError
 	require.NotErrorAs(t, err, &usage, "a bad environment is not a command-line mistake")
+	require.Empty(t, out)
+	require.Empty(t, logs)
+}
+
+// Every binary validates the whole configuration, intakectl included: a
+// missing INTAKE_STATUS_SECRET is found by the first command run, not by
+// the first applicant.
+func TestMissingStatusSecret(t *testing.T) {
+	t.Parallel()
+	c := newCtl(t, "postgres://postgres@127.0.0.1:1/never-used?sslmode=disable")
+	delete(c.env, "INTAKE_STATUS_SECRET")
+	out, logs, err := c.run("migrate")
+	require.ErrorContains(t, err, "INTAKE_STATUS_SECRET is required")
 	require.Empty(t, out)
 	require.Empty(t, logs)
 }

@@ -26,10 +26,10 @@ WHERE key = @key;
 -- which). ON CONFLICT keeps the transaction usable instead of aborting it.
 INSERT INTO applications (
     id, posting_id, full_name, email, email_normalized,
-    phone, cover_letter, links, received_at, status_token_hash
+    phone, cover_letter, links, received_at
 )
 SELECT @id, p.id, @full_name, @email, @email_normalized,
-       sqlc.narg(phone), sqlc.narg(cover_letter), @links::text[], @received_at, @status_token_hash
+       sqlc.narg(phone), sqlc.narg(cover_letter), @links::text[], @received_at
 FROM postings p
 WHERE p.slug = @posting_slug AND p.status = 'open'
 ON CONFLICT (posting_id, email_normalized) DO NOTHING

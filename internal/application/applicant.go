@@ -175,9 +175,9 @@ func plainText(s string, multiline bool) bool {
 }
 
 // Submission is a validated application with everything the submit
-// transaction needs. Its ID, token and receipt are made before the
-// transaction so the response can be stored under the idempotency key in the
-// same transaction.
+// transaction needs. Its ID and receipt are made before the transaction so
+// the response can be stored under the idempotency key in the same
+// transaction.
 type Submission struct {
 	ID              string // UUID
 	EventID         string // UUID of the application.submitted event
@@ -185,13 +185,13 @@ type Submission struct {
 	Applicant       Applicant
 	EmailNormalized string
 	ReceivedAt      time.Time
-	StatusTokenHash []byte
 
 	IdempotencyKey string
 	Fingerprint    []byte // SHA-256 of the request, see httpapi
 	KeyExpiresAt   time.Time
 
-	// Response is stored under the idempotency key and replayed verbatim.
+	// Response is stored under the idempotency key and returned again on a
+	// replay. The status token must never be part of it (see httpapi).
 	ResponseStatus int
 	ResponseBody   []byte
 }

@@ -26,6 +26,10 @@ type Confirmation struct {
 	PostingSlug   string
 	PostingTitle  string
 	State         EmailState
+	// StatusURL is the applicant's status page, token included. It is
+	// derived, never stored, so the store leaves it empty and the worker
+	// sets it.
+	StatusURL string
 }
 
 // Delivery failure classes recorded in the ledger (never the server's text,

@@ -254,7 +254,7 @@ func (b *bundle) fill(a applicant) {
 
 const submitButton = chromedp.CSS(`form.apply button[type=submit]`)
 
-var statusPageURL = regexp.MustCompile(`^/applications/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\?token=[A-Z2-7]{26}$`)
+var statusPageURL = regexp.MustCompile(`^/applications/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\?token=[A-Za-z0-9_-]{22}$`)
 
 // nextPage selects in a document that submit has not marked: the page that
 // answers the form, not the form itself.

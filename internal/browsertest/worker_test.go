@@ -50,6 +50,10 @@ func startWorker(t *testing.T, dbURL string, smtpSrv *testkit.SMTPServer) *testk
 		Sender: sender,
 		Sink:   analytics.PostgresSink{Store: store},
 		Logger: logger,
+		// The API's, so the email's link opens on it (testkit.StartAPI
+		// uses the same default configuration).
+		PublicURL:    cfg.PublicURL,
+		StatusTokens: cfg.StatusTokens,
 	}, job.Settings{
 		EmailConcurrency:     cfg.EmailConcurrency,
 		AnalyticsConcurrency: cfg.AnalyticsConcurrency,

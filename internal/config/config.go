@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/statustoken"
 )
 
 // Config is every setting of every Intake binary. Each binary uses what it
@@ -29,6 +30,10 @@ type Config struct {
 	OpsAddr         string
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
+
+	// StatusTokens derive and check the tokens of status links
+	// (INTAKE_STATUS_SECRET, INTAKE_STATUS_SECRET_PREVIOUS).
+	StatusTokens statustoken.Keys
 
 	// The public submit path.
 	RequestTimeout  time.Duration
@@ -79,7 +84,9 @@ var Vars = []Var{
 	{Name: "DATABASE_URL", Default: "postgres://postgres@127.0.0.1:5432/intake?sslmode=disable", Secret: true, Help: "Postgres connection string"},
 	{Name: "INTAKE_DB_MAX_CONNS", Default: "16", Help: "connection pool size per process (the worker takes at least its two concurrencies + 4)"},
 	{Name: "INTAKE_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "API listen address"},
-	{Name: "INTAKE_PUBLIC_URL", Default: "http://127.0.0.1:8080", Help: "base URL of the status links the API hands out"},
+	{Name: "INTAKE_PUBLIC_URL", Default: "http://127.0.0.1:8080", Help: "base URL of the status links in API answers and confirmation emails (set the same on the API and the worker)"},
+	{Name: "INTAKE_STATUS_SECRET", Default: "", Secret: true, Help: "required: the key status-link tokens are derived from, at least 32 bytes as hex or base64 (see Status links)"},
+	{Name: "INTAKE_STATUS_SECRET_PREVIOUS", Default: "", Secret: true, Help: "the secret before a rotation, optional: its links keep working while it is set; never used for new links"},
 	{Name: "INTAKE_OPS_ADDR", Default: "127.0.0.1:8081", Help: "worker's ops listener (health and readiness)"},
 	{Name: "INTAKE_SHUTDOWN_TIMEOUT", Default: "30s", Help: "graceful shutdown budget"},
 	{Name: "INTAKE_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
@@ -126,6 +133,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DBMaxConns = int32(r.intIn("INTAKE_DB_MAX_CONNS", 1, 1000))
 	c.HTTPAddr = r.addr("INTAKE_HTTP_ADDR")
 	c.PublicURL = r.httpURL("INTAKE_PUBLIC_URL", true)
+	c.StatusTokens = r.statusKeys("INTAKE_STATUS_SECRET", "INTAKE_STATUS_SECRET_PREVIOUS")
 	c.OpsAddr = r.addr("INTAKE_OPS_ADDR")
 	c.ShutdownTimeout = r.duration("INTAKE_SHUTDOWN_TIMEOUT", time.Second, time.Hour)
 	c.LogLevel = r.logLevel("INTAKE_LOG_LEVEL")
@@ -202,11 +210,17 @@ func (c Config) LogValue() slog.Value {
 	if c.AnalyticsURL != nil {
 		analyticsURL = c.AnalyticsURL.Redacted()
 	}
+	previousSecret := ""
+	if c.StatusTokens.Rotating() {
+		previousSecret = "xxxxx"
+	}
 	return slog.GroupValue(
 		slog.String("DATABASE_URL", redactDatabaseURL(c.DatabaseURL)),
 		slog.Int("INTAKE_DB_MAX_CONNS", int(c.DBMaxConns)),
 		slog.String("INTAKE_HTTP_ADDR", c.HTTPAddr),
 		slog.String("INTAKE_PUBLIC_URL", c.PublicURL.String()),
+		slog.String("INTAKE_STATUS_SECRET", "xxxxx"), // required, so always set
+		slog.String("INTAKE_STATUS_SECRET_PREVIOUS", previousSecret),
 		slog.String("INTAKE_OPS_ADDR", c.OpsAddr),
 		slog.String("INTAKE_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
 		slog.String("INTAKE_LOG_LEVEL", c.LogLevel.String()),
@@ -292,11 +306,12 @@ func (r *reader) fail(name, msg string) {
 	r.errs = append(r.errs, fmt.Errorf("%s %s (got %q)", name, msg, r.shown(name)))
 }
 
-// shown is the value to quote in an error: secrets are never echoed.
+// shown is the value to quote in an error: secrets are never echoed
+// (an unset one shows empty).
 func (r *reader) shown(name string) string {
 	for _, v := range Vars {
 		if v.Name == name && v.Secret {
-			return "xxxxx"
+			return mask(r.str(name))
 		}
 	}
 	return r.str(name)
@@ -381,6 +396,36 @@ func (r *reader) httpURL(name string, required bool) *url.URL {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return u
+}
+
+// statusKeys reads the status-token secret, which is required, and the
+// previous one, which is set only while the secret is rotated.
+func (r *reader) statusKeys(name, previousName string) statustoken.Keys {
+	current := r.secret(name, true)
+	previous := r.secret(previousName, false)
+	if current == nil || !r.ok(previousName) {
+		return statustoken.Keys{}
+	}
+	keys, err := statustoken.NewKeys(current, previous)
+	if err != nil { // ParseSecret already refused short secrets
+		r.fail(name, err.Error())
+	}
+	return keys
+}
+
+func (r *reader) secret(name string, required bool) []byte {
+	v := r.str(name)
+	if v == "" {
+		if required {
+			r.fail(name, "is required: at least 32 random bytes as hex or base64, the same for the API and every worker (make one with `openssl rand -hex 32`)")
+		}
+		return nil
+	}
+	b, err := statustoken.ParseSecret(v)
+	if err != nil {
+		r.fail(name, err.Error())
+	}
+	return b
 }
 
 func (r *reader) logLevel(name string) slog.Level {

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -13,10 +14,15 @@ import (
 	"github.com/intake/intake/internal/config"
 )
 
-// env returns a getenv over the given name/value pairs; anything else is
-// unset, so a test never depends on the machine's environment.
+// statusSecret is a valid INTAKE_STATUS_SECRET, the one variable without a
+// default.
+const statusSecret = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+// env returns a getenv over the given name/value pairs plus the required
+// INTAKE_STATUS_SECRET (a pair may override it, "" unsets it); anything
+// else is unset, so a test never depends on the machine's environment.
 func env(pairs ...string) func(string) string {
-	m := map[string]string{}
+	m := map[string]string{"INTAKE_STATUS_SECRET": statusSecret}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		m[pairs[i]] = pairs[i+1]
 	}
@@ -40,6 +46,7 @@ var specDefaults = map[string]string{
 	"INTAKE_ANALYTICS_URL":    "",
 	"INTAKE_SHUTDOWN_TIMEOUT": "30s",
 	"INTAKE_LOG_LEVEL":        "info",
+	"INTAKE_STATUS_SECRET":    "", // required: no default
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -74,6 +81,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Positive(t, cfg.RateLimit)
 	require.Positive(t, cfg.RateBurst)
 	require.False(t, cfg.TrustProxy, "trusting X-Forwarded-For must be opted into")
+	require.False(t, cfg.StatusTokens.Rotating(), "no previous status secret unless one is given")
 }
 
 func TestVarsMatchSpec(t *testing.T) {
@@ -93,15 +101,18 @@ func TestVarsMatchSpec(t *testing.T) {
 	}
 	require.True(t, byName["DATABASE_URL"].Secret)
 	require.True(t, byName["INTAKE_SMTP_PASSWORD"].Secret)
+	require.True(t, byName["INTAKE_STATUS_SECRET"].Secret)
+	require.True(t, byName["INTAKE_STATUS_SECRET_PREVIOUS"].Secret)
 }
 
 func TestVarsAreRead(t *testing.T) {
 	t.Parallel()
 	// Every documented variable is read by Load (and nothing undocumented).
 	read := map[string]bool{}
+	getenv := env()
 	_, err := config.Load(func(name string) string {
 		read[name] = true
-		return ""
+		return getenv(name)
 	})
 	require.NoError(t, err)
 	for _, v := range config.Vars {
@@ -230,6 +241,11 @@ func TestLoadBadValue(t *testing.T) {
 		{"smtp 14s job 14.5s rescue 15s", []string{"INTAKE_SMTP_TIMEOUT", "14s", "INTAKE_JOB_TIMEOUT", "14500ms", "INTAKE_RESCUE_AFTER", "15s"}, "INTAKE_RESCUE_AFTER"},
 		{"record timeout under a second", []string{"INTAKE_RECORD_TIMEOUT", "500ms"}, "INTAKE_RECORD_TIMEOUT"},
 		{"smtp timeout as long as the job", []string{"INTAKE_SMTP_TIMEOUT", "30s"}, "INTAKE_SMTP_TIMEOUT"},
+		{"status secret missing", []string{"INTAKE_STATUS_SECRET", ""}, "INTAKE_STATUS_SECRET"},
+		{"status secret of 31 bytes", []string{"INTAKE_STATUS_SECRET", strings.Repeat("ab", 31)}, "INTAKE_STATUS_SECRET"},
+		{"status secret not hex", []string{"INTAKE_STATUS_SECRET", "hex:" + strings.Repeat("xy", 32)}, "INTAKE_STATUS_SECRET"},
+		{"status secret a pass phrase", []string{"INTAKE_STATUS_SECRET", "correct horse battery staple and more words"}, "INTAKE_STATUS_SECRET"},
+		{"previous status secret of 16 bytes", []string{"INTAKE_STATUS_SECRET_PREVIOUS", strings.Repeat("ab", 16)}, "INTAKE_STATUS_SECRET_PREVIOUS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,6 +259,47 @@ func TestLoadBadValue(t *testing.T) {
 			require.True(t, strings.HasPrefix(lines[0], tt.bad+" "), "error starts with the variable's name: %q", lines[0])
 		})
 	}
+}
+
+func TestLoadStatusSecrets(t *testing.T) {
+	t.Parallel()
+	const id = "0190f3a2-7c4e-7b1a-9d2e-5f6a7b8c9d0e"
+	raw := make([]byte, 32)
+	for i := range raw {
+		raw[i] = byte(i)
+	}
+	// One secret, every accepted spelling: the same tokens.
+	var tokens []string
+	for _, value := range []string{
+		statusSecret,
+		strings.TrimPrefix(statusSecret, "hex:"),
+		base64.StdEncoding.EncodeToString(raw),
+		"base64:" + base64.RawURLEncoding.EncodeToString(raw),
+	} {
+		cfg, err := config.Load(env("INTAKE_STATUS_SECRET", value))
+		require.NoError(t, err, value)
+		tokens = append(tokens, cfg.StatusTokens.Derive(id))
+	}
+	require.Equal(t, []string{tokens[0], tokens[0], tokens[0], tokens[0]}, tokens)
+
+	// A rotation: the new secret mints, the previous one still opens links.
+	newSecret := "hex:" + strings.Repeat("5a", 32)
+	rotating, err := config.Load(env("INTAKE_STATUS_SECRET", newSecret, "INTAKE_STATUS_SECRET_PREVIOUS", statusSecret))
+	require.NoError(t, err)
+	rotated, err := config.Load(env("INTAKE_STATUS_SECRET", newSecret))
+	require.NoError(t, err)
+	require.True(t, rotating.StatusTokens.Rotating())
+	require.NotEqual(t, tokens[0], rotating.StatusTokens.Derive(id))
+	require.Equal(t, rotated.StatusTokens.Derive(id), rotating.StatusTokens.Derive(id))
+	require.True(t, rotating.StatusTokens.Verify(id, tokens[0]), "a link made before the rotation")
+	require.False(t, rotated.StatusTokens.Verify(id, tokens[0]), "once the previous secret is dropped")
+}
+
+func TestLoadStatusSecretMissing(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env("INTAKE_STATUS_SECRET", ""))
+	require.EqualError(t, err, "INTAKE_STATUS_SECRET is required: at least 32 random bytes as hex or base64, "+
+		"the same for the API and every worker (make one with `openssl rand -hex 32`) (got \"\")")
 }
 
 func TestLoadBadRequestTimeoutIsNotAlsoBlamedOnWait(t *testing.T) {
@@ -288,6 +345,9 @@ func TestSecretsStayOutOfErrors(t *testing.T) {
 		{"database url with password, bad sslmode", []string{"DATABASE_URL", "postgres://app:" + secret + "@h/db?sslmode=maybe"}, "DATABASE_URL"},
 		{"database keyword/value with password", []string{"DATABASE_URL", "host=h password=" + secret + " sslmode=maybe"}, "DATABASE_URL"},
 		{"smtp password without username", []string{"INTAKE_SMTP_PASSWORD", secret}, "INTAKE_SMTP_PASSWORD"},
+		{"status secret too short", []string{"INTAKE_STATUS_SECRET", secret}, "INTAKE_STATUS_SECRET"},
+		{"status secret not base64", []string{"INTAKE_STATUS_SECRET", secret + " " + secret + " " + secret + " " + secret}, "INTAKE_STATUS_SECRET"},
+		{"previous status secret too short", []string{"INTAKE_STATUS_SECRET_PREVIOUS", secret}, "INTAKE_STATUS_SECRET_PREVIOUS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,11 +392,17 @@ func TestLogValueMasksSecrets(t *testing.T) {
 				"DATABASE_URL", tt.databaseURL,
 				"INTAKE_SMTP_USERNAME", "mailer",
 				"INTAKE_SMTP_PASSWORD", secret+"-smtp",
+				"INTAKE_STATUS_SECRET", statusSecret,
+				"INTAKE_STATUS_SECRET_PREVIOUS", "hex:"+strings.Repeat("5a", 32),
 			))
 			require.NoError(t, err)
 			out, group := logConfig(t, cfg)
 			require.NotContains(t, out, secret)
+			require.NotContains(t, out, strings.TrimPrefix(statusSecret, "hex:"))
+			require.NotContains(t, out, "5a5a5a")
 			require.Equal(t, "xxxxx", group["INTAKE_SMTP_PASSWORD"])
+			require.Equal(t, "xxxxx", group["INTAKE_STATUS_SECRET"])
+			require.Equal(t, "xxxxx", group["INTAKE_STATUS_SECRET_PREVIOUS"])
 			require.Equal(t, "mailer", group["INTAKE_SMTP_USERNAME"], "the username is not a secret")
 			if strings.HasPrefix(tt.databaseURL, "postgres://") {
 				require.Contains(t, group["DATABASE_URL"], "db.internal", "the rest of the URL stays readable")
@@ -357,5 +423,7 @@ func TestLogValueListsEveryVariable(t *testing.T) {
 	require.Len(t, group, len(config.Vars))
 	require.Equal(t, specDefaults["DATABASE_URL"], group["DATABASE_URL"], "a URL without a password is printed as is")
 	require.Equal(t, "", group["INTAKE_SMTP_PASSWORD"], "an unset password prints empty, not masked")
+	require.Equal(t, "xxxxx", group["INTAKE_STATUS_SECRET"])
+	require.Equal(t, "", group["INTAKE_STATUS_SECRET_PREVIOUS"], "no rotation under way")
 	require.Equal(t, "info", strings.ToLower(group["INTAKE_LOG_LEVEL"].(string)))
 }

@@ -140,7 +140,8 @@ func (c *Cluster) Intakectl(t *testing.T, args ...string) (stdout, stderr []byte
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, testkit.Binary(t, "intakectl"), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DATABASE_URL=" + c.DBURL}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DATABASE_URL=" + c.DBURL,
+		"INTAKE_STATUS_SECRET=" + testkit.StatusSecret}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -33,6 +33,7 @@ const EmailConcurrency = 10
 // Postgres server (max_connections 100) with everything else.
 func compressedEnv() map[string]string {
 	return map[string]string{
+		"INTAKE_STATUS_SECRET":         testkit.StatusSecret,
 		"INTAKE_RELAY_POLL_INTERVAL":   "200ms",
 		"INTAKE_RETRY_BASE":            "50ms",
 		"INTAKE_RETRY_MAX":             "1s",

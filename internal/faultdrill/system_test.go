@@ -75,6 +75,7 @@ func startSystem(t *testing.T, opts systemOpts) *system {
 	s.smtp.SetDelay(100 * time.Millisecond)
 	s.env = map[string]string{
 		"DATABASE_URL":               dbURL,
+		"INTAKE_STATUS_SECRET":       testkit.StatusSecret,
 		"INTAKE_HTTP_ADDR":           "127.0.0.1:0",
 		"INTAKE_OPS_ADDR":            "127.0.0.1:0",
 		"INTAKE_RELAY_POLL_INTERVAL": "200ms",

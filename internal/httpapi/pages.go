@@ -16,6 +16,7 @@ import (
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/postgres"
+	"github.com/intake/intake/internal/statustoken"
 	"github.com/intake/intake/internal/web"
 )
 
@@ -189,23 +190,26 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			return err
 		}
 
-		id, token, err := parseReceipt(res.Body)
+		r, err := parseReceipt(res.Body)
 		if err != nil {
 			return err
 		}
-		return c.Redirect(http.StatusSeeOther, statusPagePath(id, token))
+		return c.Redirect(http.StatusSeeOther, statusPagePath(cfg.StatusTokens, r.ID))
 	}
 }
 
-func statusPagePath(id, token string) string {
-	return "/applications/" + url.PathEscape(id) + "?" + url.Values{"token": {token}}.Encode()
+// statusPagePath is the status page of an application, token included: the
+// path the form redirects to and, on INTAKE_PUBLIC_URL, the link in the
+// confirmation email (internal/mail).
+func statusPagePath(keys statustoken.Keys, id string) string {
+	return "/applications/" + url.PathEscape(id) + "?" + url.Values{"token": {keys.Derive(id)}}.Encode()
 }
 
 // handleStatusPage tells the applicant their application was received and
 // where the confirmation email is, refreshing while that can still change.
-func handleStatusPage(store *postgres.Store) echo.HandlerFunc {
+func handleStatusPage(store *postgres.Store, keys statustoken.Keys) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		st, err := statusFor(c, store)
+		st, err := statusFor(c, store, keys)
 		if err != nil {
 			return err
 		}

@@ -180,7 +180,7 @@ func TestApplyFormPostRedirectGet(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, first.Status)
 	require.Equal(t, http.StatusSeeOther, again.Status)
 	location := first.Header.Get("Location")
-	require.Regexp(t, `^/applications/[0-9a-f-]{36}\?token=[A-Z2-7]{26}$`, location)
+	require.Regexp(t, `^/applications/[0-9a-f-]{36}\?token=[A-Za-z0-9_-]{22}$`, location)
 	require.Equal(t, location, again.Header.Get("Location"), "the resubmit lands on the same status page")
 	require.Equal(t, 1, api.Count(t, "applications"))
 
@@ -195,8 +195,15 @@ func TestApplyFormPostRedirectGet(t *testing.T) {
 	require.NoError(t, api.Pool.QueryRow(context.Background(), `SELECT links FROM applications`).Scan(&links))
 	require.Equal(t, []string{"https://example.com/ada", "https://github.com/ada"}, links)
 
-	wrong := b.get(strings.Split(location, "?")[0] + "?token=AAAAAAAAAAAAAAAAAAAAAAAAAA")
+	wrong := b.get(strings.Split(location, "?")[0] + "?token=AAAAAAAAAAAAAAAAAAAAAA")
 	require.Equal(t, http.StatusNotFound, wrong.Status)
+
+	// The redirect's token is kept nowhere, not even in the response stored
+	// under the form's idempotency key.
+	token := location[strings.Index(location, "token=")+len("token="):]
+	var stored []byte
+	require.NoError(t, api.Pool.QueryRow(context.Background(), `SELECT response_body FROM idempotency_keys`).Scan(&stored))
+	require.NotContains(t, string(stored), token)
 }
 
 func TestApplyFormValidationKeepsValues(t *testing.T) {

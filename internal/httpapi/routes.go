@@ -31,12 +31,12 @@ func addRoutes(e *echo.Echo, d Deps) {
 	pages.GET("/", handleHome(d.Store))
 	pages.GET("/jobs/:slug", handlePostingPage(d.Store))
 	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
-	pages.GET("/applications/:id", handleStatusPage(d.Store))
+	pages.GET("/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens))
 
 	// Public JSON API.
 	api := e.Group("/api/v1", deadline(d.Config.RequestTimeout), noStore())
 	api.GET("/jobs", handleListJobs(d.Store))
 	api.GET("/jobs/:slug", handleGetJob(d.Store))
 	api.POST("/jobs/:slug/applications", handleSubmit(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
-	api.GET("/applications/:id/status", handleStatus(d.Store))
+	api.GET("/applications/:id/status", handleStatus(d.Store, d.Config.StatusTokens))
 }

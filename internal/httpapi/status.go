@@ -8,6 +8,7 @@ import (
 
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/postgres"
+	"github.com/intake/intake/internal/statustoken"
 )
 
 type statusJSON struct {
@@ -23,9 +24,9 @@ type emailJSON struct {
 }
 
 // handleStatus answers the holder of a status token (see statusFor).
-func handleStatus(store *postgres.Store) echo.HandlerFunc {
+func handleStatus(store *postgres.Store, keys statustoken.Keys) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		st, err := statusFor(c, store)
+		st, err := statusFor(c, store, keys)
 		if err != nil {
 			return err
 		}
@@ -43,11 +44,12 @@ func handleStatus(store *postgres.Store) echo.HandlerFunc {
 
 // statusFor looks up the application in the path for the holder of the
 // token in the query. A missing or wrong token is ErrNotFound, exactly like
-// an unknown id, so ids cannot be probed.
-func statusFor(c echo.Context, store *postgres.Store) (application.Status, error) {
-	token := c.QueryParam("token")
-	if token == "" {
+// an unknown id, so ids cannot be probed; it is refused before the
+// database is asked.
+func statusFor(c echo.Context, store *postgres.Store, keys statustoken.Keys) (application.Status, error) {
+	id := c.Param("id")
+	if !keys.Verify(id, c.QueryParam("token")) {
 		return application.Status{}, application.ErrNotFound
 	}
-	return store.ApplicationStatus(c.Request().Context(), c.Param("id"), hashToken(token))
+	return store.ApplicationStatus(c.Request().Context(), id)
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/postgres"
+	"github.com/intake/intake/internal/statustoken"
 )
 
 // submitRequest is the body of POST /api/v1/jobs/{slug}/applications.
@@ -26,13 +26,21 @@ type submitRequest struct {
 	Links       []string `json:"links,omitempty"`
 }
 
-// submitResponse is the 201 body, stored under the idempotency key and
-// replayed byte for byte.
-type submitResponse struct {
+// submitReceipt is what is stored under the idempotency key: the 201 body
+// without status_url, whose token must be kept nowhere.
+type submitReceipt struct {
 	ID         string    `json:"id"`
 	Job        string    `json:"job"`
 	ReceivedAt time.Time `json:"received_at"`
-	StatusURL  string    `json:"status_url"`
+}
+
+// submitResponse is the 201 body: the stored receipt and the status URL,
+// derived again from the id for every answer, so a replay is byte for byte
+// the original (as long as INTAKE_PUBLIC_URL and INTAKE_STATUS_SECRET stay
+// the same).
+type submitResponse struct {
+	submitReceipt
+	StatusURL string `json:"status_url"`
 }
 
 // handleSubmit takes an application through the JSON API.
@@ -57,7 +65,7 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 		if err != nil {
 			return err
 		}
-		return writeSubmitResult(c, res)
+		return writeSubmitResult(c, res, cfg)
 	}
 }
 
@@ -85,8 +93,7 @@ func submitApplication(ctx context.Context, store *postgres.Store, waker *postgr
 }
 
 // newSubmission prepares everything the submit transaction stores: the ids,
-// the status token (only its hash is stored with the application), the
-// request fingerprint and the response to store under the key.
+// the request fingerprint and the receipt to store under the key.
 func newSubmission(slug, key string, a application.Applicant, now time.Time, cfg config.Config) (application.Submission, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -96,17 +103,13 @@ func newSubmission(slug, key string, a application.Applicant, now time.Time, cfg
 	if err != nil {
 		return application.Submission{}, err
 	}
-	// 26 base32 characters, 130 random bits: unguessable, and URL-safe.
-	token := rand.Text()
-
-	// Postgres keeps microseconds; the stored response must say exactly what
+	// Postgres keeps microseconds; the stored receipt must say exactly what
 	// the database holds.
 	receivedAt := now.UTC().Truncate(time.Microsecond)
-	body, err := json.Marshal(submitResponse{
+	body, err := json.Marshal(submitReceipt{
 		ID:         id.String(),
 		Job:        slug,
 		ReceivedAt: receivedAt,
-		StatusURL:  statusURL(cfg.PublicURL, id.String(), token),
 	})
 	if err != nil {
 		return application.Submission{}, err
@@ -119,7 +122,6 @@ func newSubmission(slug, key string, a application.Applicant, now time.Time, cfg
 		Applicant:       a,
 		EmailNormalized: application.NormalizeEmail(a.Email),
 		ReceivedAt:      receivedAt,
-		StatusTokenHash: hashToken(token),
 		IdempotencyKey:  key,
 		Fingerprint:     fingerprint(slug, a),
 		KeyExpiresAt:    now.Add(cfg.IdempotencyTTL),
@@ -145,42 +147,38 @@ func fingerprint(slug string, a application.Applicant) []byte {
 	return sum[:]
 }
 
-func statusURL(base *url.URL, id, token string) string {
+// statusURL is the JSON status endpoint's address for an application,
+// token included.
+func statusURL(base *url.URL, keys statustoken.Keys, id string) string {
 	u := *base
 	u.Path = base.Path + "/api/v1/applications/" + id + "/status"
-	u.RawQuery = url.Values{"token": {token}}.Encode()
+	u.RawQuery = url.Values{"token": {keys.Derive(id)}}.Encode()
 	return u.String()
 }
 
-// parseReceipt reads the application id and status token back from a
-// stored 201 body; the web form redirects with them.
-func parseReceipt(body []byte) (id, token string, err error) {
-	var r submitResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return "", "", err
-	}
-	u, err := url.Parse(r.StatusURL)
-	if err != nil {
-		return "", "", err
-	}
-	return r.ID, u.Query().Get("token"), nil
+// parseReceipt reads a stored receipt. Receipts stored before status URLs
+// were derived held a status_url too; decoding ignores it.
+func parseReceipt(body []byte) (submitReceipt, error) {
+	var r submitReceipt
+	err := json.Unmarshal(body, &r)
+	return r, err
 }
 
-// writeSubmitResult sends the stored response: the same status and body
-// whether it was just created or replayed.
-func writeSubmitResult(c echo.Context, res application.SubmitResult) error {
-	var body submitResponse
-	if err := json.Unmarshal(res.Body, &body); err == nil && body.StatusURL != "" {
-		c.Response().Header().Set(echo.HeaderLocation, body.StatusURL)
+// writeSubmitResult sends the stored receipt with its status URL: the same
+// status, Location and body whether it was just created or replayed.
+func writeSubmitResult(c echo.Context, res application.SubmitResult, cfg config.Config) error {
+	r, err := parseReceipt(res.Body)
+	if err != nil {
+		return err
 	}
+	link := statusURL(cfg.PublicURL, cfg.StatusTokens, r.ID)
+	body, err := json.Marshal(submitResponse{submitReceipt: r, StatusURL: link})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, link)
 	if res.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	return c.Blob(res.Status, echo.MIMEApplicationJSON, res.Body)
-}
-
-// hashToken is how a status token is compared: only its SHA-256 is stored.
-func hashToken(token string) []byte {
-	sum := sha256.Sum256([]byte(token))
-	return sum[:]
+	return c.Blob(res.Status, echo.MIMEApplicationJSON, body)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/config"
+	"github.com/intake/intake/internal/statustoken"
 	"github.com/intake/intake/internal/testkit"
 )
 
@@ -90,13 +92,67 @@ func TestSubmitCreated(t *testing.T) {
 	require.True(t, r.ReceivedAt.Equal(status.ReceivedAt))
 	require.Equal(t, "queued", status.ConfirmationEmail.State)
 
-	wrongToken := api.Do(t, http.MethodGet, "/api/v1/applications/"+r.ID+"/status?token=AAAAAAAAAAAAAAAAAAAAAAAAAA", "")
-	unknownID := api.Do(t, http.MethodGet, "/api/v1/applications/01900000-0000-7000-8000-000000000000/status?token=AAAAAAAAAAAAAAAAAAAAAAAAAA", "")
+	wrongToken := api.Do(t, http.MethodGet, "/api/v1/applications/"+r.ID+"/status?token=AAAAAAAAAAAAAAAAAAAAAA", "")
+	unknownID := api.Do(t, http.MethodGet, "/api/v1/applications/01900000-0000-7000-8000-000000000000/status?token=AAAAAAAAAAAAAAAAAAAAAA", "")
 	noToken := api.Do(t, http.MethodGet, "/api/v1/applications/"+r.ID+"/status", "")
 	for _, res := range []testkit.Response{wrongToken, unknownID, noToken} {
 		requireProblem(t, res, http.StatusNotFound, "not-found")
 	}
 	require.Equal(t, string(unknownID.Body), string(wrongToken.Body))
+
+	// A genuine token opens its own application only; for an id that does
+	// not exist it gets the same 404 as anything else.
+	other := api.Submit(t, slug, "key-2", `{"full_name":"Grace Hopper","email":"grace@example.com"}`)
+	require.Equal(t, http.StatusCreated, other.Status)
+	var o receipt
+	require.NoError(t, json.Unmarshal(other.Body, &o))
+	otherToken := o.StatusURL[strings.Index(o.StatusURL, "token=")+len("token="):]
+	swapped := api.Do(t, http.MethodGet, "/api/v1/applications/"+r.ID+"/status?token="+otherToken, "")
+	const missing = "01900000-0000-7000-8000-000000000000"
+	genuineUnknown := api.Do(t, http.MethodGet, "/api/v1/applications/"+missing+"/status?token="+api.Config.StatusTokens.Derive(missing), "")
+	for _, res := range []testkit.Response{swapped, genuineUnknown} {
+		requireProblem(t, res, http.StatusNotFound, "not-found")
+	}
+}
+
+// Rotating INTAKE_STATUS_SECRET: while the old secret is set as
+// INTAKE_STATUS_SECRET_PREVIOUS, links made with it still open; new links
+// and replays use the new secret; once it is dropped, old links are 404.
+func TestStatusSecretRotation(t *testing.T) {
+	t.Parallel()
+	before := testkit.StartAPI(t, nil)
+	slug := before.CreatePosting(t, "go-engineer")
+	first := before.Submit(t, slug, "key-1", validBody)
+	require.Equal(t, http.StatusCreated, first.Status)
+	var r receipt
+	require.NoError(t, json.Unmarshal(first.Body, &r))
+	oldLink := strings.TrimPrefix(r.StatusURL, before.Config.PublicURL.String())
+
+	newKeys := func(previous bool) func(*config.Config) {
+		return func(c *config.Config) {
+			var prev []byte
+			if previous {
+				prev = []byte("intake test status secret: tests only!")
+			}
+			keys, err := statustoken.NewKeys([]byte("the next status secret, also for tests"), prev)
+			require.NoError(t, err)
+			c.StatusTokens = keys
+		}
+	}
+	during := testkit.StartAPI(t, &testkit.APIOpts{DBURL: before.DBURL, Configure: newKeys(true)})
+	after := testkit.StartAPI(t, &testkit.APIOpts{DBURL: before.DBURL, Configure: newKeys(false)})
+
+	require.Equal(t, http.StatusOK, during.Do(t, http.MethodGet, oldLink, "").Status, "an old link during the rotation")
+	replay := during.Submit(t, slug, "key-1", validBody)
+	require.Equal(t, http.StatusCreated, replay.Status)
+	var rr receipt
+	require.NoError(t, json.Unmarshal(replay.Body, &rr))
+	require.Equal(t, r.ID, rr.ID)
+	require.NotEqual(t, r.StatusURL, rr.StatusURL, "a replay hands out a link made with the new secret")
+	newLink := strings.TrimPrefix(rr.StatusURL, during.Config.PublicURL.String())
+
+	require.Equal(t, http.StatusOK, after.Do(t, http.MethodGet, newLink, "").Status)
+	requireProblem(t, after.Do(t, http.MethodGet, oldLink, ""), http.StatusNotFound, "not-found")
 }
 
 func TestSubmitReplaysCompletedKey(t *testing.T) {
@@ -115,6 +171,56 @@ func TestSubmitReplaysCompletedKey(t *testing.T) {
 	require.Equal(t, first.Header.Get("Location"), again.Header.Get("Location"))
 	require.Equal(t, 1, api.Count(t, "applications"))
 	require.Equal(t, 1, api.Count(t, "outbox_events"))
+}
+
+// The status token is a capability that only the applicant holds: the
+// response stored under the idempotency key must not keep a copy of it,
+// whether the application came through the API or the form.
+func TestStoredResponseHoldsNoStatusToken(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	slug := api.CreatePosting(t, "go-engineer")
+
+	res := api.Submit(t, slug, "key-1", validBody)
+	require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+	var r receipt
+	require.NoError(t, json.Unmarshal(res.Body, &r))
+	statusURL, err := url.Parse(r.StatusURL)
+	require.NoError(t, err)
+	token := statusURL.Query().Get("token")
+	require.NotEmpty(t, token)
+
+	var stored []byte
+	require.NoError(t, api.Pool.QueryRow(context.Background(),
+		`SELECT response_body FROM idempotency_keys WHERE key = 'key-1'`).Scan(&stored))
+	require.NotContains(t, string(stored), token, "the stored 201 holds the status token")
+
+	// The replay still answers the original 201 byte for byte, status_url
+	// and Location included.
+	again := api.Submit(t, slug, "key-1", validBody)
+	require.Equal(t, http.StatusCreated, again.Status)
+	require.Equal(t, string(res.Body), string(again.Body))
+	require.Equal(t, r.StatusURL, again.Header.Get("Location"))
+}
+
+// A receipt stored before status tokens were derived still carries the old
+// status_url (with a token nothing can check any more): a replay answers
+// the derived link instead.
+func TestReplayIgnoresStatusURLStoredBefore(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	slug := api.CreatePosting(t, "go-engineer")
+	first := api.Submit(t, slug, "key-1", validBody)
+	require.Equal(t, http.StatusCreated, first.Status)
+	_, err := api.Pool.Exec(context.Background(), `UPDATE idempotency_keys
+		SET response_body = convert_to(jsonb_set(convert_from(response_body, 'UTF8')::jsonb, '{status_url}',
+			'"http://old.example/api/v1/applications/x/status?token=4HS6VK2ZKV5OFWLACTOZRJWAUU"')::text, 'UTF8')`)
+	require.NoError(t, err)
+
+	again := api.Submit(t, slug, "key-1", validBody)
+	require.Equal(t, http.StatusCreated, again.Status)
+	require.Equal(t, string(first.Body), string(again.Body))
+	require.Equal(t, first.Header.Get("Location"), again.Header.Get("Location"))
 }
 
 func TestSubmitKeyReusedWithOtherBody(t *testing.T) {

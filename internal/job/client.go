@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,7 @@ import (
 	"github.com/intake/intake/internal/analytics"
 	"github.com/intake/intake/internal/mail"
 	"github.com/intake/intake/internal/postgres"
+	"github.com/intake/intake/internal/statustoken"
 )
 
 // Settings tune the River client.
@@ -52,6 +54,9 @@ type Deps struct {
 	Sender *mail.Sender
 	Sink   analytics.Sink
 	Logger *slog.Logger
+	// PublicURL and StatusTokens make the confirmation email's status link.
+	PublicURL    *url.URL
+	StatusTokens statustoken.Keys
 }
 
 // NewClient returns a River client that works both queues. Start it to
@@ -62,6 +67,8 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		Store:        d.Store,
 		Sender:       d.Sender,
 		Retry:        s.Retry,
+		PublicURL:    d.PublicURL,
+		StatusTokens: d.StatusTokens,
 		Lease:        s.JobTimeout + s.RecordTimeout,
 		RecordWithin: s.RecordTimeout,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,6 +14,7 @@ import (
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/mail"
 	"github.com/intake/intake/internal/postgres"
+	"github.com/intake/intake/internal/statustoken"
 )
 
 // ConfirmationEmailWorker sends the confirmation email, at least once,
@@ -28,6 +30,10 @@ type ConfirmationEmailWorker struct {
 	Store  *postgres.Store
 	Sender *mail.Sender
 	Retry  RetrySchedule
+	// PublicURL and StatusTokens make the status link in the email
+	// (INTAKE_PUBLIC_URL, INTAKE_STATUS_SECRET: the API's own).
+	PublicURL    *url.URL
+	StatusTokens statustoken.Keys
 	// Lease is how long an attempt owns the delivery: INTAKE_JOB_TIMEOUT +
 	// INTAKE_RECORD_TIMEOUT, which config keeps within INTAKE_RESCUE_AFTER
 	// so a rescued run normally finds the lease over.
@@ -59,6 +65,8 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	if c.State == application.EmailSent {
 		return nil
 	}
+
+	c.StatusURL = mail.StatusPageURL(w.PublicURL, w.StatusTokens, id)
 	msg, err := mail.Confirmation(c, w.Sender.Domain())
 	if err != nil {
 		return fmt.Errorf("render confirmation: %w", err)

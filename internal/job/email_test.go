@@ -27,6 +27,7 @@ import (
 // relay leaves it), a real SMTP server, and what a test needs to run
 // confirmation jobs by hand.
 type emailBundle struct {
+	t      *testing.T
 	pool   *pgxpool.Pool
 	dbURL  string
 	store  *postgres.Store
@@ -51,7 +52,7 @@ func setupEmail(t *testing.T) *emailBundle {
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	srv := testkit.StartSMTP(t)
-	return &emailBundle{pool: pool, dbURL: dbURL, store: store, river: client, smtp: srv, appID: appID,
+	return &emailBundle{t: t, pool: pool, dbURL: dbURL, store: store, river: client, smtp: srv, appID: appID,
 		sender: newSender(t, srv, 5*time.Second)}
 }
 
@@ -68,7 +69,10 @@ func newSender(t *testing.T, srv *testkit.SMTPServer, timeout time.Duration) *ma
 // worker is the email worker with a lease of lease, recordWithin of it kept
 // for the record.
 func (b *emailBundle) worker(store *postgres.Store, lease, recordWithin time.Duration) *job.ConfirmationEmailWorker {
+	cfg := testkit.DefaultConfig(b.t)
 	return &job.ConfirmationEmailWorker{
+		PublicURL:    cfg.PublicURL,
+		StatusTokens: cfg.StatusTokens,
 		Store:        store,
 		Sender:       b.sender,
 		Retry:        job.RetrySchedule{Base: time.Second, Max: time.Second, For: time.Minute},

@@ -11,14 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/application"
-	"github.com/intake/intake/internal/config"
+	"github.com/intake/intake/internal/testkit"
 )
 
-// defaultSchedule is the schedule a worker gets with no environment.
+// defaultSchedule is the schedule a worker gets with no retry variables set.
 func defaultSchedule(t *testing.T) RetrySchedule {
 	t.Helper()
-	cfg, err := config.Load(func(string) string { return "" })
-	require.NoError(t, err)
+	cfg := testkit.DefaultConfig(t)
 	return RetrySchedule{Base: cfg.RetryBase, Max: cfg.RetryMax, For: cfg.RetryFor}
 }
 

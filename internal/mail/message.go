@@ -3,10 +3,13 @@ package mail
 import (
 	"bytes"
 	"embed"
+	"errors"
 	htmltemplate "html/template"
+	"net/url"
 	texttemplate "text/template"
 
 	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/statustoken"
 )
 
 //go:embed templates
@@ -35,18 +38,34 @@ func MessageID(applicationID, domain string) string {
 	return "confirmation." + applicationID + "@" + domain
 }
 
-// Confirmation renders the confirmation email for c.
+// StatusPageURL is the link to an application's status page on the public
+// site: the page intake-api serves at /applications/{id}?token=…, where its
+// form also redirects to.
+func StatusPageURL(publicURL *url.URL, keys statustoken.Keys, applicationID string) string {
+	u := *publicURL
+	u.Path = publicURL.Path + "/applications/" + applicationID
+	u.RawQuery = url.Values{"token": {keys.Derive(applicationID)}}.Encode()
+	return u.String()
+}
+
+// Confirmation renders the confirmation email for c, which must carry its
+// StatusURL.
 func Confirmation(c application.Confirmation, domain string) (Message, error) {
+	if c.StatusURL == "" {
+		return Message{}, errors.New("confirmation without a status link")
+	}
 	data := struct {
 		FullName      string
 		PostingTitle  string
 		ReceivedAt    string
 		ApplicationID string
+		StatusURL     string
 	}{
 		FullName:      c.FullName,
 		PostingTitle:  c.PostingTitle,
 		ReceivedAt:    c.ReceivedAt.UTC().Format("2 January 2006 at 15:04 UTC"),
 		ApplicationID: c.ApplicationID,
+		StatusURL:     c.StatusURL,
 	}
 	var text, html bytes.Buffer
 	if err := textTmpl.Execute(&text, data); err != nil {

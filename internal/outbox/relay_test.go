@@ -95,10 +95,9 @@ func (b *bundle) seed(t *testing.T, n int) {
 	t.Helper()
 	err := pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(t.Context(), `
-			INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at, status_token_hash)
+			INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at)
 			SELECT gen_random_uuid(), p.id, 'Applicant ' || g, 'applicant' || g || '@example.com',
-			       'applicant' || g || '@example.com', now() - ($1::int - g) * interval '1 millisecond',
-			       sha256(g::text::bytea)
+			       'applicant' || g || '@example.com', now() - ($1::int - g) * interval '1 millisecond'
 			FROM postings p, generate_series(1, $1::int) AS g
 			WHERE p.slug = $2`, n, slug)
 		if err != nil {
@@ -126,7 +125,6 @@ func (b *bundle) submit(t *testing.T) application.Submission {
 	require.NoError(t, err)
 	email := "Applicant." + rand.Text()[:10] + "@Example.com"
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	token := sha256.Sum256([]byte(rand.Text()))
 	fp := sha256.Sum256([]byte(rand.Text()))
 	sub := application.Submission{
 		ID:          id.String(),
@@ -141,7 +139,6 @@ func (b *bundle) submit(t *testing.T) application.Submission {
 		},
 		EmailNormalized: application.NormalizeEmail(email),
 		ReceivedAt:      now,
-		StatusTokenHash: token[:],
 		IdempotencyKey:  "key-" + rand.Text(),
 		Fingerprint:     fp[:],
 		KeyExpiresAt:    now.Add(48 * time.Hour),

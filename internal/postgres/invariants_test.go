@@ -50,19 +50,18 @@ type completeSubmission struct {
 func newCompleteSubmission(postingID int64) completeSubmission {
 	appID := uuid.New()
 	email := strings.ToLower(rand.Text()) + "@example.com"
-	token := sha256.Sum256([]byte(email))
+	fingerprint := sha256.Sum256([]byte(email))
 	return completeSubmission{
 		application: row{
-			"id":                appID,
-			"posting_id":        postingID,
-			"full_name":         "Ada Lovelace",
-			"email":             " " + strings.ToUpper(email[:1]) + email[1:],
-			"email_normalized":  email,
-			"phone":             "+44 20 7946 0000",
-			"cover_letter":      "I like engines.",
-			"links":             []string{"https://example.com/ada"},
-			"received_at":       time.Now(),
-			"status_token_hash": token[:],
+			"id":               appID,
+			"posting_id":       postingID,
+			"full_name":        "Ada Lovelace",
+			"email":            " " + strings.ToUpper(email[:1]) + email[1:],
+			"email_normalized": email,
+			"phone":            "+44 20 7946 0000",
+			"cover_letter":     "I like engines.",
+			"links":            []string{"https://example.com/ada"},
+			"received_at":      time.Now(),
 		},
 		event: row{
 			"id":           uuid.New(),
@@ -72,7 +71,7 @@ func newCompleteSubmission(postingID int64) completeSubmission {
 		},
 		key: row{
 			"key":             "key-" + rand.Text(),
-			"fingerprint":     token[:],
+			"fingerprint":     fingerprint[:],
 			"state":           "completed",
 			"application_id":  appID,
 			"response_status": 201,
@@ -281,7 +280,6 @@ func TestSchemaChecks(t *testing.T) {
 			s.application["links"] = []string{"https://example.com/" + strings.Repeat("a", 2049-20)}
 		}, "applications_links_check"},
 		{"empty link", func(s completeSubmission) { s.application["links"] = []string{""} }, "applications_links_check"},
-		{"status_token_hash of 31 bytes", func(s completeSubmission) { s.application["status_token_hash"] = make([]byte, 31) }, "applications_status_token_hash_check"},
 		{"other event kind", func(s completeSubmission) { s.event["kind"] = "application.erased" }, "outbox_events_kind_check"},
 		{"payload not an object", func(s completeSubmission) { s.event["payload"] = json.RawMessage(`["id"]`) }, "outbox_events_payload_check"},
 		{"key of 256 characters", func(s completeSubmission) { s.key["key"] = strings.Repeat("k", 256) }, "idempotency_keys_key_check"},

@@ -75,7 +75,6 @@ func (s *Store) Submit(ctx context.Context, sub application.Submission) (applica
 			CoverLetter:     optionalText(a.CoverLetter),
 			Links:           nonNil(a.Links),
 			ReceivedAt:      sub.ReceivedAt,
-			StatusTokenHash: sub.StatusTokenHash,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return whyNotInserted(ctx, q, sub.PostingSlug)

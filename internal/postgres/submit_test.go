@@ -56,7 +56,7 @@ type submissionOpts struct {
 }
 
 // newSubmission builds a submission the way the API does: fresh ids, a
-// 32-byte token hash and fingerprint, a 201 response naming the new id.
+// 32-byte fingerprint, a 201 response naming the new id.
 func newSubmission(t testing.TB, opts submissionOpts) application.Submission {
 	t.Helper()
 	if opts.Key == "" {
@@ -76,7 +76,6 @@ func newSubmission(t testing.TB, opts submissionOpts) application.Submission {
 	eventID, err := uuid.NewV7()
 	require.NoError(t, err)
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	token := sha256.Sum256([]byte(rand.Text()))
 	fp := sha256.Sum256([]byte(opts.Request))
 	return application.Submission{
 		ID:          id.String(),
@@ -91,7 +90,6 @@ func newSubmission(t testing.TB, opts submissionOpts) application.Submission {
 		},
 		EmailNormalized: application.NormalizeEmail(opts.Email),
 		ReceivedAt:      now,
-		StatusTokenHash: token[:],
 		IdempotencyKey:  opts.Key,
 		Fingerprint:     fp[:],
 		KeyExpiresAt:    now.Add(opts.KeyTTL),
@@ -135,20 +133,18 @@ func TestSubmitStoresApplicationEventAndKey(t *testing.T) {
 
 	var (
 		appID, postingSlug, fullName, email, emailNorm string
-		tokenHash                                      []byte
 		receivedAt                                     time.Time
 	)
 	err = b.pool.QueryRow(ctx, `
-		SELECT a.id::text, p.slug, a.full_name, a.email, a.email_normalized, a.status_token_hash, a.received_at
+		SELECT a.id::text, p.slug, a.full_name, a.email, a.email_normalized, a.received_at
 		FROM applications a JOIN postings p ON p.id = a.posting_id`).
-		Scan(&appID, &postingSlug, &fullName, &email, &emailNorm, &tokenHash, &receivedAt)
+		Scan(&appID, &postingSlug, &fullName, &email, &emailNorm, &receivedAt)
 	require.NoError(t, err)
 	require.Equal(t, sub.ID, appID)
 	require.Equal(t, b.slug, postingSlug)
 	require.Equal(t, "Ada Lovelace", fullName)
 	require.Equal(t, "Ada.Lovelace@Example.COM", email)
 	require.Equal(t, "ada.lovelace@example.com", emailNorm)
-	require.Equal(t, sub.StatusTokenHash, tokenHash)
 	require.True(t, sub.ReceivedAt.Equal(receivedAt), "received_at %v, want %v", receivedAt, sub.ReceivedAt)
 
 	var (
@@ -391,10 +387,10 @@ func TestSubmitWaitsForKeyHolderThenReplays(t *testing.T) {
 	first := b.submission(t, submissionOpts{Key: "slow"})
 	holder := holdKey(t, b.pool, first.IdempotencyKey, first.Fingerprint)
 	_, err := holder.Exec(ctx, `
-		INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at, status_token_hash)
-		SELECT $1, id, $2, $3, $4, $5, $6 FROM postings WHERE slug = $7`,
+		INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at)
+		SELECT $1, id, $2, $3, $4, $5 FROM postings WHERE slug = $6`,
 		first.ID, first.Applicant.FullName, first.Applicant.Email, first.EmailNormalized,
-		first.ReceivedAt, first.StatusTokenHash, first.PostingSlug)
+		first.ReceivedAt, first.PostingSlug)
 	require.NoError(t, err)
 	_, err = holder.Exec(ctx, `
 		INSERT INTO outbox_events (id, kind, aggregate_id, payload)

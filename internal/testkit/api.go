@@ -42,10 +42,21 @@ type APIOpts struct {
 	Configure func(*config.Config)
 }
 
-// DefaultConfig is the configuration every binary gets with no environment.
+// StatusSecret is the INTAKE_STATUS_SECRET of every API and worker a test
+// starts, in process or as a process, so a link one of them makes opens on
+// another. It is public: never use it outside tests.
+const StatusSecret = "hex:696e74616b65207465737420737461747573207365637265743a207465737473206f6e6c7921"
+
+// DefaultConfig is the configuration every binary gets with no environment
+// but the one required variable, INTAKE_STATUS_SECRET (StatusSecret).
 func DefaultConfig(tb testing.TB) config.Config {
 	tb.Helper()
-	cfg, err := config.Load(func(string) string { return "" })
+	cfg, err := config.Load(func(name string) string {
+		if name == "INTAKE_STATUS_SECRET" {
+			return StatusSecret
+		}
+		return ""
+	})
 	if err != nil {
 		tb.Fatalf("default config: %v", err)
 	}

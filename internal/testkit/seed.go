@@ -15,9 +15,9 @@ func Seed(tb testing.TB, pool *pgxpool.Pool, slug string, n int) {
 	_, err := pool.Exec(context.Background(), `
 		WITH p AS (SELECT id FROM postings WHERE slug = $1),
 		apps AS (
-			INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at, status_token_hash)
+			INSERT INTO applications (id, posting_id, full_name, email, email_normalized, received_at)
 			SELECT gen_random_uuid(), p.id, 'Applicant ' || g, 'applicant' || g || '@example.com',
-			       'applicant' || g || '@example.com', now(), sha256(g::text::bytea)
+			       'applicant' || g || '@example.com', now()
 			FROM p, generate_series(1, $2::int) AS g
 			RETURNING id
 		)

@@ -19,13 +19,8 @@ SELECT a.id, a.received_at,
        d.last_attempt_at
 FROM applications a
 LEFT JOIN deliveries d ON d.application_id = a.id
-WHERE a.id = $1 AND a.status_token_hash = $2
+WHERE a.id = $1
 `
-
-type ApplicationStatusGetParams struct {
-	ID              uuid.UUID
-	StatusTokenHash []byte
-}
 
 type ApplicationStatusGetRow struct {
 	ID               uuid.UUID
@@ -35,9 +30,9 @@ type ApplicationStatusGetRow struct {
 	LastAttemptAt    *time.Time
 }
 
-// A wrong token finds nothing, exactly like an unknown id.
-func (q *Queries) ApplicationStatusGet(ctx context.Context, arg ApplicationStatusGetParams) (ApplicationStatusGetRow, error) {
-	row := q.db.QueryRow(ctx, applicationStatusGet, arg.ID, arg.StatusTokenHash)
+// The caller has checked the status token (it is derived, not stored).
+func (q *Queries) ApplicationStatusGet(ctx context.Context, id uuid.UUID) (ApplicationStatusGetRow, error) {
+	row := q.db.QueryRow(ctx, applicationStatusGet, id)
 	var i ApplicationStatusGetRow
 	err := row.Scan(
 		&i.ID,

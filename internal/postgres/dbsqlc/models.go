@@ -30,7 +30,6 @@ type Application struct {
 	CoverLetter     pgtype.Text
 	Links           []string
 	ReceivedAt      time.Time
-	StatusTokenHash []byte
 }
 
 type Delivery struct {

@@ -1,0 +1,22 @@
+-- +goose Up
+
+-- Status tokens are now derived from the application id under
+-- INTAKE_STATUS_SECRET (internal/statustoken), so neither a token nor its
+-- hash is stored. Tokens handed out before this migration were random and
+-- only their hash could check them: those links stop working (a replay of
+-- their idempotency key answers the new link).
+ALTER TABLE applications DROP COLUMN status_token_hash;
+
+-- The stored 201 bodies held those tokens in plain text inside status_url;
+-- the API now stores the body without status_url and rebuilds it from the
+-- id for every answer, first or replayed.
+UPDATE idempotency_keys
+SET response_body = convert_to((convert_from(response_body, 'UTF8')::jsonb - 'status_url')::text, 'UTF8')
+WHERE response_body IS NOT NULL
+  AND convert_from(response_body, 'UTF8')::jsonb ? 'status_url';
+
+-- +goose Down
+-- The hashes are gone for good: applications stored meanwhile have none,
+-- so the old code answers 404 for their status.
+ALTER TABLE applications ADD COLUMN status_token_hash bytea
+    CHECK (length(status_token_hash) = 32);
