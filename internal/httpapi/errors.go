@@ -73,6 +73,9 @@ func problemFor(err error) problem {
 	case errors.Is(err, errUnsupportedMediaType):
 		return problem{Type: "unsupported-media-type", Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType,
 			Detail: err.Error()}
+	case errors.Is(err, errCSRF):
+		return problem{Type: "csrf-refused", Title: "Form refused", Status: http.StatusForbidden,
+			Detail: "The form did not come from this site's page, or has expired; reload the page and send it again."}
 	case errors.Is(err, errBodyTooLarge):
 		return problem{Type: "body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge}
 	case errors.As(err, &rl):

@@ -16,8 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/time/rate"
-
-	"github.com/intake/intake/internal/config"
 )
 
 type requestIDKey struct{}
@@ -128,22 +126,6 @@ func securityHeaders() echo.MiddlewareFunc {
 func isAPIRequest(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz"
-}
-
-const csrfContextKey = "csrf"
-
-// csrf protects the form: a token in a cookie and a hidden field, or, for
-// browsers that send it, the Sec-Fetch-Site header.
-func csrf(cfg config.Config) echo.MiddlewareFunc {
-	return middleware.CSRFWithConfig(middleware.CSRFConfig{
-		TokenLookup:    "form:csrf_token",
-		ContextKey:     csrfContextKey,
-		CookieName:     "intake_csrf",
-		CookiePath:     "/",
-		CookieHTTPOnly: true,
-		CookieSameSite: http.SameSiteStrictMode,
-		CookieSecure:   cfg.PublicURL.Scheme == "https",
-	})
 }
 
 // bodyLimit refuses bodies over limit with 413 before anything reads them.

@@ -274,7 +274,7 @@ func TestApplyFormRequiresCSRFToken(t *testing.T) {
 	noToken := fillIn(hidden, "Ada Lovelace", "ada@example.com")
 	noToken.Del("csrf_token")
 	res := stranger.post("/jobs/go-engineer/apply", noToken)
-	require.Equal(t, http.StatusBadRequest, res.Status)
+	require.Equal(t, http.StatusForbidden, res.Status, "a refusal, not a bad request")
 	require.Contains(t, res.Body, "This form has expired")
 
 	forged := stranger.post("/jobs/go-engineer/apply", fillIn(hidden, "Ada Lovelace", "ada@example.com"))

@@ -20,9 +20,12 @@ const MinSecretBytes = 32
 // token.
 const tokenBytes = 16
 
-// label separates status tokens from anything else that might one day be
-// derived from the same secret.
-const label = "intake status token v1\x00"
+// Labels separate what is derived from the same secret: a status token can
+// never be used as a CSRF token, nor the other way round.
+const (
+	label     = "intake status token v1\x00"
+	csrfLabel = "intake csrf token v1\x00"
+)
 
 // ParseSecret decodes a secret as INTAKE_STATUS_SECRET gives it:
 //
@@ -136,6 +139,23 @@ func (k Keys) Verify(applicationID, token string) bool {
 	return ok
 }
 
+// CSRFToken signs a form session id (the value of the CSRF cookie): the
+// web form carries it, so a token only verifies beside the cookie the
+// server issued it for.
+func (k Keys) CSRFToken(session string) string {
+	return mac(k.mustCurrent(), csrfLabel, session)
+}
+
+// VerifyCSRF reports whether token is session's CSRF token under the
+// current or the previous secret, in constant time.
+func (k Keys) VerifyCSRF(session, token string) bool {
+	ok := hmac.Equal([]byte(token), []byte(mac(k.mustCurrent(), csrfLabel, session)))
+	if k.previous != nil {
+		ok = hmac.Equal([]byte(token), []byte(mac(k.previous, csrfLabel, session))) || ok
+	}
+	return ok
+}
+
 // Rotating reports whether a previous secret is accepted too.
 func (k Keys) Rotating() bool { return k.previous != nil }
 
@@ -153,8 +173,14 @@ func (k Keys) mustCurrent() []byte {
 }
 
 func derive(secret []byte, applicationID string) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(label))
-	mac.Write([]byte(applicationID))
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:tokenBytes])
+	return mac(secret, label, applicationID)
+}
+
+// mac is base64url, without padding, of the first 128 bits of
+// HMAC-SHA256(secret, label || msg).
+func mac(secret []byte, label, msg string) string {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte(label))
+	h.Write([]byte(msg))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:tokenBytes])
 }
