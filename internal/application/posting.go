@@ -34,6 +34,12 @@ type NewPosting struct {
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
+// ValidSlug reports whether s can be a posting's slug; anything else names
+// no posting, so it is answered 404 before any query.
+func ValidSlug(s string) bool {
+	return len(s) <= MaxSlugLen && slugPattern.MatchString(s)
+}
+
 // Limits shared with the database's CHECK constraints.
 const (
 	MaxSlugLen        = 100

@@ -25,8 +25,10 @@ var csrfSession = regexp.MustCompile(`^[A-Z2-7]{26}$`)
 // (a random id) if it has none, and the page's form carries the server's
 // signature of that id (HMAC-SHA256 under INTAKE_STATUS_SECRET, its own
 // label). A post is refused with 403 when
-//   - the browser says it is not same-origin (Sec-Fetch-Site), or
-//   - its Origin (or, without one, its Referer) is another site, or
+//   - it is cross-origin by Go's http.CrossOriginProtection: Sec-Fetch-Site
+//     says so, or, from a browser that sends none, Origin names another
+//     host than the request's (or the public URL's), or
+//   - it has neither, and its Referer names another host, or
 //   - its token is not the signature of its cookie's session: a cookie and
 //     token pair an attacker made up, or a cookie planted from a sibling
 //     subdomain or over plain HTTP, does not verify.
@@ -35,6 +37,10 @@ var csrfSession = regexp.MustCompile(`^[A-Z2-7]{26}$`)
 // /), which no subdomain and no plain-HTTP page can set.
 func csrf(cfg config.Config) echo.MiddlewareFunc {
 	secure := cfg.PublicURL.Scheme == "https"
+	crossOrigin := http.NewCrossOriginProtection()
+	// Behind a proxy that rewrites Host, the public URL is still us. (A
+	// URL that config accepted always makes a valid origin.)
+	_ = crossOrigin.AddTrustedOrigin(cfg.PublicURL.Scheme + "://" + cfg.PublicURL.Host)
 	name := "intake_csrf"
 	if secure {
 		name = "__Host-intake_csrf"
@@ -60,7 +66,8 @@ func csrf(cfg config.Config) echo.MiddlewareFunc {
 			case http.MethodGet, http.MethodHead, http.MethodOptions:
 				return next(c)
 			}
-			if issued || !sameSite(c.Request(), cfg.PublicURL) || !keys.VerifyCSRF(session, c.FormValue("csrf_token")) {
+			if issued || crossOrigin.Check(c.Request()) != nil || !sameSiteReferer(c.Request(), cfg.PublicURL) ||
+				!keys.VerifyCSRF(session, c.FormValue("csrf_token")) {
 				return errCSRF
 			}
 			return next(c)
@@ -68,24 +75,19 @@ func csrf(cfg config.Config) echo.MiddlewareFunc {
 	}
 }
 
-// sameSite reports whether a request says it comes from our own pages, or
-// says nothing. Browsers send Sec-Fetch-Site and Origin on form posts;
-// older ones may send only a Referer (ours send none: Referrer-Policy
-// no-referrer), and a client that sends none of them is left to the token.
-func sameSite(r *http.Request, public *url.URL) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		return false
-	}
-	from := r.Header.Get("Origin")
-	if from == "" {
-		from = r.Header.Get("Referer")
-	}
-	if from == "" {
+// sameSiteReferer covers what CrossOriginProtection does not look at: a
+// request with neither Sec-Fetch-Site nor Origin (an old browser) whose
+// Referer names another host. (Our own pages send no Referer:
+// Referrer-Policy no-referrer; Chromium then sends "Origin: null" beside
+// Sec-Fetch-Site, which is why Origin alone is not the test.)
+func sameSiteReferer(r *http.Request, public *url.URL) bool {
+	if r.Header.Get("Sec-Fetch-Site") != "" || r.Header.Get("Origin") != "" {
 		return true
 	}
-	u, err := url.Parse(from)
-	if err != nil || u.Host == "" {
-		return false // "null" (a sandboxed or privacy-sensitive context), or garbage
+	ref := r.Header.Get("Referer")
+	if ref == "" {
+		return true
 	}
-	return u.Host == public.Host || u.Host == r.Host
+	u, err := url.Parse(ref)
+	return err == nil && (u.Host == public.Host || u.Host == r.Host)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/time/rate"
+
+	"github.com/intake/intake/internal/application"
 )
 
 type requestIDKey struct{}
@@ -184,4 +186,28 @@ func rateLimit(perSecond float64, burst int) echo.MiddlewareFunc {
 			return &rateLimitedError{retryAfter: retryAfter}
 		},
 	})
+}
+
+// pathParams answers 404 for a path parameter that cannot name anything
+// (a slug outside the slug pattern, an id that is not a UUID) before any
+// handler or query sees it: a NUL byte or invalid UTF-8 would otherwise
+// reach Postgres and come back as a 500.
+func pathParams() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			for _, name := range c.ParamNames() {
+				switch v := c.Param(name); name {
+				case "slug":
+					if !application.ValidSlug(v) {
+						return application.ErrNotFound
+					}
+				case "id":
+					if _, err := uuid.Parse(v); err != nil || len(v) != 36 {
+						return application.ErrNotFound
+					}
+				}
+			}
+			return next(c)
+		}
+	}
 }

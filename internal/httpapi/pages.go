@@ -318,3 +318,17 @@ func csrfToken(c echo.Context) string {
 	token, _ := c.Get(csrfContextKey).(string)
 	return token
 }
+
+// handleStatic serves the stylesheet and script. Any name that is not one
+// of them, a directory included, is the 404 page.
+func handleStatic() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		name := c.Param("*")
+		content, ok := web.Asset(name)
+		if !ok {
+			return application.ErrNotFound
+		}
+		http.ServeContent(c.Response(), c.Request(), name, time.Time{}, bytes.NewReader(content))
+		return nil
+	}
+}

@@ -4,8 +4,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/intake/intake/internal/web"
 )
 
 // addRoutes is the whole HTTP surface of intake-api.
@@ -15,28 +13,33 @@ func addRoutes(e *echo.Echo, d Deps) {
 		accessLog(d.Logger),
 		recoverPanics(d.Logger),
 		securityHeaders(),
+		pathParams(),
 	)
 	// One limiter for both ways to apply, so the form is no way around it.
 	limitSubmits := rateLimit(d.Config.RateLimit, d.Config.RateBurst)
 
-	e.GET("/healthz", handleHealthz())
-	e.GET("/readyz", handleReadyz(d.Ready, d.Logger))
+	// Every GET route answers HEAD too (getHead), as RFC 9110 asks and
+	// uptime monitors expect: same status and headers, no body.
+	e.Match(getHead, "/healthz", handleHealthz())
+	e.Match(getHead, "/readyz", handleReadyz(d.Ready, d.Logger))
 
 	// Applicant pages.
-	e.GET("/static/*", echo.WrapHandler(web.Static()), cacheStatic())
+	e.Match(getHead, "/static/*", handleStatic(), cacheStatic())
 	// Browsers ask for it on every first visit; answering "nothing" keeps
 	// 404s out of the logs and the console.
-	e.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cacheStatic())
+	e.Match(getHead, "/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cacheStatic())
 	pages := e.Group("", deadline(d.Config.RequestTimeout), bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
-	pages.GET("/", handleHome(d.Store))
-	pages.GET("/jobs/:slug", handlePostingPage(d.Store))
+	pages.Match(getHead, "/", handleHome(d.Store))
+	pages.Match(getHead, "/jobs/:slug", handlePostingPage(d.Store))
 	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
-	pages.GET("/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens))
+	pages.Match(getHead, "/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens))
 
 	// Public JSON API.
 	api := e.Group("/api/v1", deadline(d.Config.RequestTimeout), noStore())
-	api.GET("/jobs", handleListJobs(d.Store))
-	api.GET("/jobs/:slug", handleGetJob(d.Store))
+	api.Match(getHead, "/jobs", handleListJobs(d.Store))
+	api.Match(getHead, "/jobs/:slug", handleGetJob(d.Store))
 	api.POST("/jobs/:slug/applications", handleSubmit(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
-	api.GET("/applications/:id/status", handleStatus(d.Store, d.Config.StatusTokens))
+	api.Match(getHead, "/applications/:id/status", handleStatus(d.Store, d.Config.StatusTokens))
 }
+
+var getHead = []string{http.MethodGet, http.MethodHead}

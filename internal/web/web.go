@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
-	"net/http"
 	"time"
 )
 
@@ -37,11 +36,13 @@ func Render(w io.Writer, page string, data any) error {
 	return pages[page].Execute(w, data)
 }
 
-// Static serves the stylesheet and script under /static/.
-func Static() http.Handler {
-	sub, err := fs.Sub(staticFS, "static")
-	if err != nil {
-		panic(err) // the embed pattern above guarantees the directory
+// Asset returns the static file name (a path under /static/), and false
+// for anything that is not one of the embedded files: directories are never
+// listed, and no name leaves the static directory.
+func Asset(name string) ([]byte, bool) {
+	if !fs.ValidPath(name) || name == "." {
+		return nil, false
 	}
-	return http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
+	b, err := fs.ReadFile(staticFS, "static/"+name)
+	return b, err == nil
 }
