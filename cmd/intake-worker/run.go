@@ -147,7 +147,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	logger.Info("working", "worker_id", self.ID, "retry_max_attempts", retry.MaxAttempts())
 
 	<-ctx.Done()
-	err = shutdown(logger, cfg.ShutdownTimeout, stopRelay, &wg, riverClient, opsServer)
+	err = shutdown(logger, cfg.ShutdownTimeout, cfg.JobTimeout+cfg.RecordTimeout, stopRelay, &wg, riverClient, opsServer)
 	stopHeartbeat()
 	heartbeatDone.Wait()
 	goneCtx, cancelGone := context.WithTimeout(context.Background(), 2*time.Second)
@@ -190,8 +190,12 @@ func heartbeat(ctx context.Context, store *postgres.Store, self postgres.Worker,
 // shutdown stops in the order that loses nothing: the relay first (its
 // round commits or rolls back whole), then River stops fetching and lets
 // running jobs finish within the budget, then cancels what is left (those
-// jobs are retried), and the ops listener goes last.
-func shutdown(logger *slog.Logger, budget time.Duration, stopRelay func(), relayDone *sync.WaitGroup, riverClient *river.Client[pgx.Tx], opsServer *http.Server) error {
+// jobs are retried), and the ops listener goes last. Cancelling never cuts
+// an email send (it ends at its own deadline) nor the record of its outcome,
+// so after the budget the worker still waits up to lease (an email
+// attempt's whole life) before it exits: exiting earlier would leave an
+// accepted message unrecorded, and its retry would send it again.
+func shutdown(logger *slog.Logger, budget, lease time.Duration, stopRelay func(), relayDone *sync.WaitGroup, riverClient *river.Client[pgx.Tx], opsServer *http.Server) error {
 	logger.Info("shutting down", "budget", budget.String())
 	stopRelay()
 	relayDone.Wait()
@@ -201,7 +205,7 @@ func shutdown(logger *slog.Logger, budget time.Duration, stopRelay func(), relay
 	err := riverClient.Stop(softCtx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("jobs still running at the end of the shutdown budget; cancelling them (they will be retried)")
-		hardCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		hardCtx, cancel := context.WithTimeout(context.Background(), lease+time.Second)
 		defer cancel()
 		err = riverClient.StopAndCancel(hardCtx)
 	}

@@ -4,10 +4,11 @@
 -- counts itself ('sending', attempts + 1) until lease_expires_at: no other
 -- attempt may start before then, and only the attempt whose number is in
 -- attempts may record the outcome. The worker's send ends before the lease
--- does (see job.ConfirmationEmailWorker), so two sends never overlap.
+-- does (see job.ConfirmationEmailWorker), so two sends never overlap. A
+-- lease left on a row that is no longer 'sending' means nothing (no
+-- constraint ties them: a worker of the previous version, still running
+-- during a rolling upgrade, records without clearing it).
 ALTER TABLE deliveries ADD COLUMN lease_expires_at timestamptz;
-ALTER TABLE deliveries ADD CONSTRAINT deliveries_lease_only_sending
-    CHECK (lease_expires_at IS NULL OR state = 'sending');
 
 -- 'abandoned': the delivery's job ended (discarded after a worker died on
 -- its last attempt, cancelled by an operator, deleted) without recording an
@@ -21,5 +22,4 @@ ALTER TABLE deliveries ADD CONSTRAINT deliveries_last_error_class_check
 ALTER TABLE deliveries DROP CONSTRAINT deliveries_last_error_class_check;
 ALTER TABLE deliveries ADD CONSTRAINT deliveries_last_error_class_check
     CHECK (last_error_class IN ('temporary', 'permanent', 'exhausted', 'gone'));
-ALTER TABLE deliveries DROP CONSTRAINT deliveries_lease_only_sending;
 ALTER TABLE deliveries DROP COLUMN lease_expires_at;

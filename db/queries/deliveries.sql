@@ -29,7 +29,7 @@ RETURNING attempts;
 -- name: DeliveryLeaseGet :one
 -- Why DeliveryAttemptStart took nothing: the state, and how long the live
 -- lease has left (by the database's clock, the one leases are taken by).
-SELECT state,
+SELECT state, attempts,
        coalesce(extract(epoch FROM lease_expires_at - now()), 0)::float8 AS lease_left_seconds
 FROM deliveries
 WHERE application_id = @application_id;

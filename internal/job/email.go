@@ -72,10 +72,15 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 		return fmt.Errorf("render confirmation: %w", err)
 	}
 
-	// Take the lease. The local clock is read before the database takes it,
+	// Take the lease, to the end of the send (the job's deadline) plus the
+	// record's time. The local clock is read before the database takes it,
 	// so every deadline below falls before the lease's real end.
-	started := time.Now()
-	attempt, err := w.Store.DeliveryAttemptStart(ctx, id, w.Lease)
+	sendBy := time.Now().Add(w.Lease - w.RecordWithin)
+	if d, ok := ctx.Deadline(); ok && d.Before(sendBy) {
+		sendBy = d
+	}
+	leaseEnd := sendBy.Add(w.RecordWithin)
+	attempt, err := w.Store.DeliveryAttemptStart(ctx, id, time.Until(leaseEnd))
 	var held *postgres.LeaseHeldError
 	switch {
 	case errors.Is(err, postgres.ErrAlreadySent):
@@ -89,9 +94,12 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	case err != nil:
 		return err
 	}
-	leaseEnd := started.Add(w.Lease)
 
-	sendCtx, cancelSend := context.WithDeadline(ctx, leaseEnd.Add(-w.RecordWithin))
+	// The send ends at its deadline, never because the worker is shutting
+	// down: cut after the message's final dot, a send would leave the
+	// server holding a message the ledger calls unsent, and its retry
+	// would mail a second copy from a worker that never died.
+	sendCtx, cancelSend := context.WithDeadline(context.WithoutCancel(ctx), sendBy)
 	sendErr := w.Sender.Send(sendCtx, msg)
 	cancelSend()
 

@@ -134,7 +134,8 @@ func TestSecondRunWaitsForTheLiveAttempt(t *testing.T) {
 	w := b.worker(b.store, 30*time.Second, 10*time.Second)
 
 	first := make(chan error, 1)
-	go func() { first <- w.Work(b.workCtx(context.Background()), b.runningJob(t)) }()
+	firstJob := b.runningJob(t)
+	go func() { first <- w.Work(b.workCtx(context.Background()), firstJob) }()
 	b.waitLedger(t, "sending")
 
 	err := w.Work(b.workCtx(t.Context()), b.runningJob(t))
@@ -159,13 +160,13 @@ func TestLateAttemptCannotOverwriteNewerOne(t *testing.T) {
 	b := setupEmail(t)
 	ctx := t.Context()
 
-	old, err := b.store.DeliveryAttemptStart(ctx, b.appID, 100*time.Millisecond)
+	old, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
 	var held *postgres.LeaseHeldError
 	_, err = b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.ErrorAs(t, err, &held, "a live lease keeps a second attempt out")
 
-	time.Sleep(150 * time.Millisecond) // the old attempt's lease runs out
+	b.expireLease(t) // the old attempt stalled past its lease
 	newer, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, old+1, newer)
@@ -258,12 +259,21 @@ func TestAbandonedDeliveriesEndFailed(t *testing.T) {
 	// The worker died mid-send on the job's last attempt: the lease ran
 	// out and River discarded the job without running it again.
 	j := b.runningJob(t)
-	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, 50*time.Millisecond)
+	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
-	time.Sleep(100 * time.Millisecond)
 	ids, err := b.store.AbandonDeliveries(ctx, 0)
 	require.NoError(t, err)
-	require.Empty(t, ids, "the job is still running: not abandoned")
+	require.Empty(t, ids, "the lease is live: not abandoned")
+	b.expireLease(t)
+	// A job that can still run (running, waiting for a retry, snoozed)
+	// keeps its delivery.
+	for _, state := range []string{"running", "retryable", "scheduled", "available"} {
+		_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = $2 WHERE id = $1`, j.ID, state)
+		require.NoError(t, err)
+		ids, err = b.store.AbandonDeliveries(ctx, 0)
+		require.NoError(t, err)
+		require.Empty(t, ids, "the job is %s: not abandoned", state)
+	}
 
 	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = $1`, j.ID)
 	require.NoError(t, err)
@@ -280,6 +290,33 @@ func TestAbandonedDeliveriesEndFailed(t *testing.T) {
 	ids, err = b.store.AbandonDeliveries(ctx, 0)
 	require.NoError(t, err)
 	require.Empty(t, ids, "once is enough")
+}
+
+// expireLease ends the live attempt's lease now, as time would.
+func (b *emailBundle) expireLease(t *testing.T) {
+	t.Helper()
+	_, err := b.pool.Exec(t.Context(), `UPDATE deliveries SET lease_expires_at = now() WHERE application_id = $1`, b.appID)
+	require.NoError(t, err)
+}
+
+// A worker shutting down cancels its jobs' contexts: a send that already
+// handed the server its message must not be cut while it waits for the
+// reply to the final dot, or the server keeps a message the ledger calls
+// unsent, and its retry mails a second copy from a worker that never died.
+func TestShutdownDoesNotCutASend(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	b.smtp.SetDelay(1500 * time.Millisecond) // the reply to the final dot is slow
+	w := b.worker(b.store, 30*time.Second, 10*time.Second)
+
+	ctx, cancel := context.WithCancel(b.workCtx(context.Background()))
+	time.AfterFunc(700*time.Millisecond, cancel) // StopAndCancel, mid-DATA
+	require.NoError(t, w.Work(ctx, b.runningJob(t)))
+	state, attempts := b.ledger(t)
+	require.Equal(t, "sent", state)
+	require.Equal(t, 1, attempts)
+	require.NoError(t, w.Work(b.workCtx(t.Context()), b.runningJob(t)))
+	require.Len(t, b.smtp.Messages(), 1)
 }
 
 // withHostPort is dbURL pointed at addr (a proxy in front of its server).

@@ -135,7 +135,15 @@ func (s *Sender) dialer(sendCtx context.Context, tlsConfig *tls.Config) gomail.D
 		if err != nil {
 			return nil, err
 		}
-		stop := context.AfterFunc(sendCtx, func() { _ = raw.Close() })
+		stop := context.AfterFunc(sendCtx, func() {
+			// Drop what is still unsent (the final dot, say) with a reset
+			// instead of letting the kernel deliver it after the attempt
+			// gave up, when a newer attempt may be sending.
+			if tcp, ok := raw.(*net.TCPConn); ok {
+				_ = tcp.SetLinger(0)
+			}
+			_ = raw.Close()
+		})
 		conn := &contextConn{Conn: raw, stop: stop, timeout: s.cfg.Timeout}
 		// The greeting gets one timeout too.
 		_ = raw.SetDeadline(time.Now().Add(s.cfg.Timeout))

@@ -95,21 +95,30 @@ func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string, 
 // DeliverySent records the email as sent by attempt and, in the SAME
 // transaction, runs complete (which completes the River job): the ledger
 // and the job cannot disagree. ErrLeaseLost, with nothing written, when a
-// newer attempt owns the delivery.
+// newer attempt owns the delivery; nil when this attempt's send is recorded
+// already (a retried record whose first COMMIT did land).
 func (s *Store) DeliverySent(ctx context.Context, applicationID string, attempt int, complete func(context.Context, pgx.Tx) error) error {
 	id, err := uuid.Parse(applicationID)
 	if err != nil {
 		return application.ErrNotFound
 	}
 	return classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		n, err := s.q.WithTx(tx).DeliveryMarkSent(ctx, dbsqlc.DeliveryMarkSentParams{ApplicationID: id, Attempt: int32(attempt)})
+		q := s.q.WithTx(tx)
+		n, err := q.DeliveryMarkSent(ctx, dbsqlc.DeliveryMarkSentParams{ApplicationID: id, Attempt: int32(attempt)})
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return ErrLeaseLost
+		if n == 1 {
+			return complete(ctx, tx)
 		}
-		return complete(ctx, tx)
+		now, err := q.DeliveryLeaseGet(ctx, id)
+		if err != nil {
+			return err
+		}
+		if now.State == string(application.EmailSent) && int(now.Attempts) == attempt {
+			return nil
+		}
+		return ErrLeaseLost
 	}))
 }
 

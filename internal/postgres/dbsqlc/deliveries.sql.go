@@ -81,7 +81,7 @@ func (q *Queries) DeliveryAttemptStart(ctx context.Context, arg DeliveryAttemptS
 }
 
 const deliveryLeaseGet = `-- name: DeliveryLeaseGet :one
-SELECT state,
+SELECT state, attempts,
        coalesce(extract(epoch FROM lease_expires_at - now()), 0)::float8 AS lease_left_seconds
 FROM deliveries
 WHERE application_id = $1
@@ -89,6 +89,7 @@ WHERE application_id = $1
 
 type DeliveryLeaseGetRow struct {
 	State            string
+	Attempts         int32
 	LeaseLeftSeconds float64
 }
 
@@ -97,7 +98,7 @@ type DeliveryLeaseGetRow struct {
 func (q *Queries) DeliveryLeaseGet(ctx context.Context, applicationID uuid.UUID) (DeliveryLeaseGetRow, error) {
 	row := q.db.QueryRow(ctx, deliveryLeaseGet, applicationID)
 	var i DeliveryLeaseGetRow
-	err := row.Scan(&i.State, &i.LeaseLeftSeconds)
+	err := row.Scan(&i.State, &i.Attempts, &i.LeaseLeftSeconds)
 	return i, err
 }
 
