@@ -61,6 +61,10 @@ func (a *Applicant) Validate() error {
 		v.add("full_name", "must be at most "+strconv.Itoa(MaxFullNameLen)+" characters")
 	case !plainText(a.FullName, false):
 		v.add("full_name", "must not contain control characters")
+	case !visible(a.FullName):
+		v.add("full_name", "is required (it has no visible characters)")
+	case hasInvisible(a.FullName):
+		v.add("full_name", noInvisible)
 	}
 
 	if msg := emailProblem(a.Email); msg != "" {
@@ -82,6 +86,8 @@ func (a *Applicant) Validate() error {
 			v.add("cover_letter", "must be at most "+strconv.Itoa(MaxCoverLetterLen)+" characters")
 		case !plainText(a.CoverLetter, true):
 			v.add("cover_letter", "must not contain control characters")
+		case hasDirectionOverride(a.CoverLetter):
+			v.add("cover_letter", "must not contain text-direction override, embedding or isolate characters (U+202A to U+202E, U+2066 to U+2069)")
 		}
 	}
 
@@ -110,7 +116,7 @@ func emailProblem(email string) string {
 	if len(email) > MaxEmailLen {
 		return "must be at most " + strconv.Itoa(MaxEmailLen) + " bytes"
 	}
-	if !plainText(email, false) {
+	if !plainText(email, false) || hasInvisible(email) {
 		return "must be an email address like name@example.com"
 	}
 	addr, err := mail.ParseAddress(email)
@@ -138,6 +144,14 @@ func linkProblem(link string) string {
 	u, err := url.Parse(link)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !plainText(link, false) {
 		return "must be an http or https URL"
+	}
+	if hasInvisible(link) {
+		return noInvisible
+	}
+	// A password in a link would be stored, shown to recruiters and kept
+	// in backups; a user name alone is how phishing links pose as others.
+	if u.User != nil {
+		return "must not contain a user name or password"
 	}
 	return ""
 }
@@ -172,6 +186,51 @@ func plainText(s string, multiline bool) bool {
 		}
 	}
 	return true
+}
+
+const noInvisible = "must not contain invisible or text-direction characters (zero-width, bidi control, soft hyphen)"
+
+// hasInvisible reports whether s holds a format character (Unicode Cf: the
+// zero-width space and joiners, bidi marks, overrides, embeddings and
+// isolates, the byte-order mark, the soft hyphen, word joiners, tags):
+// characters that show as nothing or reorder what is shown. Single-line
+// fields refuse them all.
+func hasInvisible(s string) bool {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasDirectionOverride reports whether s holds a bidi embedding, override
+// or isolate (U+202A-U+202E, U+2066-U+2069), which can make text read
+// differently from how it is stored. The cover letter refuses only these:
+// the joiners and marks also in Cf are needed by real text (Persian,
+// emoji, mixed-direction writing).
+func hasDirectionOverride(s string) bool {
+	for _, r := range s {
+		if (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return true
+		}
+	}
+	return false
+}
+
+// visible reports whether s has a character that shows: not a space, not a
+// format character, not one of the blank letters (Hangul fillers, the
+// braille blank) that fonts draw as nothing.
+func visible(s string) bool {
+	for _, r := range s {
+		switch {
+		case unicode.IsSpace(r), unicode.Is(unicode.Cf, r):
+		case r == '\u115f', r == '\u1160', r == '\u3164', r == '\uffa0', r == '\u2800':
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // Submission is a validated application with everything the submit

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/intake/intake/internal/application"
@@ -31,6 +32,9 @@ func FuzzDecodeSubmit(f *testing.F) {
 		`{"full_name":"A","email":"a@x.io","links":["https://x.io"],"links":[]}`,
 		`{"full_name":"A","email":"a@x.io","lin\u212As":[]}`,
 		`{"full_name":"A","email":"a@x.io","links":[{"a":1,"a":2}]}`,
+		`{"full_name":"\u200b","email":"a@x.io"}`,
+		`{"full_name":"Ann \u202efdp.exe","email":"a@x.io","cover_letter":"x\u2066y"}`,
+		`{"full_name":"A","email":"a@x.io","links":["https://u:p@x.io"]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -67,6 +71,18 @@ func FuzzDecodeSubmit(f *testing.F) {
 		// Accepted: everything must fit the schema's CHECK constraints and
 		// be storable text.
 		checkLen(t, "full_name", a.FullName, 1, application.MaxFullNameLen)
+		for _, f := range append([]string{a.FullName, a.Email, a.Phone}, a.Links...) {
+			for _, r := range f {
+				if unicode.Is(unicode.Cf, r) {
+					t.Fatalf("accepted the format character %U in %q", r, f)
+				}
+			}
+		}
+		for _, r := range a.CoverLetter {
+			if (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+				t.Fatalf("accepted the direction override %U in the cover letter", r)
+			}
+		}
 		checkLen(t, "email", a.Email, 3, application.MaxEmailLen)
 		checkLen(t, "email_normalized", application.NormalizeEmail(a.Email), 3, application.MaxEmailLen)
 		if a.Phone != "" {

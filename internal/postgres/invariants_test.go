@@ -280,6 +280,18 @@ func TestSchemaChecks(t *testing.T) {
 			s.application["links"] = []string{"https://example.com/" + strings.Repeat("a", 2049-20)}
 		}, "applications_links_check"},
 		{"empty link", func(s completeSubmission) { s.application["links"] = []string{""} }, "applications_links_check"},
+		// The field rules' backstop (migration 7).
+		{"full_name only a zero-width space", func(s completeSubmission) { s.application["full_name"] = "\u200b" }, "applications_full_name_plain"},
+		{"full_name with a right-to-left override", func(s completeSubmission) { s.application["full_name"] = "Ann \u202efdp.exe" }, "applications_full_name_plain"},
+		{"full_name with a soft hyphen", func(s completeSubmission) { s.application["full_name"] = "An\u00adn" }, "applications_full_name_plain"},
+		{"full_name with a tag character", func(s completeSubmission) { s.application["full_name"] = "Ann\U000e0041" }, "applications_full_name_plain"},
+		{"email with a zero-width joiner", func(s completeSubmission) {
+			s.application["email"], s.application["email_normalized"] = "a\u200d@example.com", "a\u200d@example.com"
+		}, "applications_email_plain"},
+		{"phone with a byte-order mark", func(s completeSubmission) { s.application["phone"] = "\ufeff+44 20 7946 0958" }, "applications_phone_plain"},
+		{"link with an isolate", func(s completeSubmission) { s.application["links"] = []string{"https://example.com/\u2066x"} }, "applications_links_plain"},
+		{"link with a password", func(s completeSubmission) { s.application["links"] = []string{"https://ann:pw@example.com/"} }, "applications_links_plain"},
+		{"cover_letter with an override", func(s completeSubmission) { s.application["cover_letter"] = "Hi \u202eyrros" }, "applications_cover_letter_direction"},
 		{"other event kind", func(s completeSubmission) { s.event["kind"] = "application.erased" }, "outbox_events_kind_check"},
 		{"payload not an object", func(s completeSubmission) { s.event["payload"] = json.RawMessage(`["id"]`) }, "outbox_events_payload_check"},
 		{"key of 256 characters", func(s completeSubmission) { s.key["key"] = strings.Repeat("k", 256) }, "idempotency_keys_key_check"},
