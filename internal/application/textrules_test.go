@@ -58,7 +58,9 @@ func TestApplicantKeepsRealText(t *testing.T) {
 		func(a *application.Applicant) { a.FullName = "王小明" },
 		// Persian text needs the zero-width non-joiner, emoji the joiner,
 		// mixed-direction text the marks: in the cover letter they stay.
-		func(a *application.Applicant) { a.CoverLetter = "می\u200cخواهم — 👩\u200d💻 — abc \u200fשלום\u200e" },
+		func(a *application.Applicant) {
+			a.CoverLetter = "می\u200cخواهم — 👩\u200d💻 — abc \u200fשלום\u200e"
+		},
 		func(a *application.Applicant) { a.Links = []string{"https://example.com/~ann?x=1#top"} },
 	} {
 		a := validApplicant()

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/mail"
+	"github.com/intake/intake/internal/testkit"
 )
 
 // slowServer is a minimal SMTP server that greets at once and then waits
@@ -151,4 +152,22 @@ func TestSlowSendWithinItsContextDelivers(t *testing.T) {
 	defer cancel()
 	require.NoError(t, sender.Send(ctx, msg))
 	require.EqualValues(t, 1, accepted.Load())
+}
+
+// The reply to the final dot is the one wait where giving up is ambiguous:
+// the server may have taken the message, and the retry would send a second
+// copy. It is waited for until the send's deadline, however short
+// INTAKE_SMTP_TIMEOUT is (RFC 5321 gives it ten minutes).
+func TestSlowReplyToTheFinalDotIsWaitedFor(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartSMTP(t)
+	srv.SetDelay(700 * time.Millisecond) // the server takes its time to queue the message
+	sender := newSender(t, srv.Host, srv.Port, 200*time.Millisecond)
+	msg, err := mail.Confirmation(fixedConfirmation(), sender.Domain())
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, sender.Send(ctx, msg), "a slow final reply within the send's deadline is a delivery")
+	require.Len(t, srv.Messages(), 1)
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/textproto"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -71,34 +73,59 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	client, err := gomail.NewClient(s.cfg.Host, s.options(ctx)...)
+	var conn *contextConn
+	client, err := gomail.NewClient(s.cfg.Host, s.options(ctx, &conn)...)
 	if err != nil {
 		return &Failure{cause: "client setup"}
 	}
 
-	conn, err := client.DialToSMTPClientWithContext(ctx)
+	// go-mail connects (greeting, EHLO, STARTTLS, AUTH); the transaction
+	// itself is ours, so the wait for the final dot's reply can be told
+	// apart from the other commands'.
+	smtpClient, err := client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
 		return classify(err, "connect")
 	}
-	err = client.SendWithSMTPClient(conn, msg)
-	// Once the server has accepted the message, a failing RSET, NOOP or
-	// QUIT after it must not turn into a retry (and a second copy), nor
-	// into "failed": the message is delivered.
-	_ = client.CloseWithSMTPClient(conn)
-	if err != nil && !msg.IsDelivered() {
-		return classify(err, "send")
+	defer smtpClient.Close()
+	if err := smtpClient.Mail(s.cfg.From.Address); err != nil {
+		return classify(err, "mail")
 	}
+	if err := smtpClient.Rcpt(m.ToAddress); err != nil {
+		return classify(err, "rcpt")
+	}
+	data, err := smtpClient.Data()
+	if err != nil {
+		return classify(err, "data")
+	}
+	if _, err := msg.WriteTo(data); err != nil {
+		return classify(err, "data")
+	}
+	// The reply to the final dot is where a timeout is ambiguous: the
+	// server may have taken the message, and a retry would send a second
+	// copy. RFC 5321 gives it ten minutes; it gets until the send's
+	// deadline, not one INTAKE_SMTP_TIMEOUT.
+	conn.untilDeadline(true)
+	err = data.Close()
+	conn.untilDeadline(false)
+	if err != nil {
+		return classify(err, "data")
+	}
+	// Accepted. A failing QUIT after it changes nothing: the message is
+	// delivered, and must count as sent.
+	_ = smtpClient.Quit()
 	return nil
 }
 
-func (s *Sender) options(ctx context.Context) []gomail.Option {
+// options configure go-mail for one send; the connection its dialer makes
+// is stored in *conn.
+func (s *Sender) options(ctx context.Context, conn **contextConn) []gomail.Option {
 	tlsConfig := &tls.Config{ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12}
 	opts := []gomail.Option{
 		gomail.WithPort(s.cfg.Port),
 		gomail.WithTimeout(s.cfg.Timeout),
 		gomail.WithHELO(s.domain),
 		gomail.WithTLSConfig(tlsConfig),
-		gomail.WithDialContextFunc(s.dialer(ctx, tlsConfig)),
+		gomail.WithDialContextFunc(s.dialer(ctx, tlsConfig, conn)),
 	}
 	switch s.cfg.TLS {
 	case "none":
@@ -128,7 +155,7 @@ func (s *Sender) options(ctx context.Context) []gomail.Option {
 // sendCtx ends, the connection is closed, which ends whatever command is
 // waiting on it. In "tls" mode it also does the TLS handshake, which go-mail
 // leaves to a custom dialer.
-func (s *Sender) dialer(sendCtx context.Context, tlsConfig *tls.Config) gomail.DialContextFunc {
+func (s *Sender) dialer(sendCtx context.Context, tlsConfig *tls.Config, made **contextConn) gomail.DialContextFunc {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		var d net.Dialer
 		raw, err := d.DialContext(ctx, network, address)
@@ -145,6 +172,8 @@ func (s *Sender) dialer(sendCtx context.Context, tlsConfig *tls.Config) gomail.D
 			_ = raw.Close()
 		})
 		conn := &contextConn{Conn: raw, stop: stop, timeout: s.cfg.Timeout}
+		conn.deadline, _ = sendCtx.Deadline()
+		*made = conn
 		// The greeting gets one timeout too.
 		_ = raw.SetDeadline(time.Now().Add(s.cfg.Timeout))
 		if s.cfg.TLS != "tls" {
@@ -167,16 +196,27 @@ func (s *Sender) dialer(sendCtx context.Context, tlsConfig *tls.Config) gomail.D
 // make INTAKE_SMTP_TIMEOUT mean a different thing at each stage.
 type contextConn struct {
 	net.Conn
-	stop    func() bool
-	timeout time.Duration
+	stop     func() bool
+	timeout  time.Duration
+	deadline time.Time // the send's; zero when it has none
+
+	long atomic.Bool // waiting for the final dot's reply
 }
 
 func (c *contextConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+	d := time.Now().Add(c.timeout)
+	if c.long.Load() {
+		d = c.deadline // the zero time: no deadline but the context's
+	}
+	if err := c.Conn.SetDeadline(d); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(p)
 }
+
+// untilDeadline makes the writes from now on (and so the replies to them)
+// wait until the send's deadline instead of one timeout.
+func (c *contextConn) untilDeadline(on bool) { c.long.Store(on) }
 
 func (c *contextConn) SetDeadline(time.Time) error      { return nil }
 func (c *contextConn) SetReadDeadline(time.Time) error  { return nil }
@@ -208,18 +248,14 @@ func (f *Failure) Error() string {
 }
 
 // classify decides whether a send error is worth retrying. A 5xx reply to
-// MAIL, RCPT or DATA is permanent; 4xx replies, refused connections,
-// timeouts and TLS errors are temporary. The server's text is dropped.
+// MAIL, RCPT or DATA is permanent; a 5xx while connecting (greeting, EHLO,
+// AUTH: the server's or our configuration's problem, not the recipient's),
+// 4xx replies, refused connections, timeouts and TLS errors are temporary.
+// The reply code is kept, the server's text dropped.
 func classify(err error, stage string) *Failure {
-	var sendErr *gomail.SendError
-	if errors.As(err, &sendErr) {
-		code := sendErr.ErrorCode()
-		if code >= 500 && code < 600 {
-			return &Failure{Permanent: true, Code: code, cause: stage}
-		}
-		if code >= 400 && code < 500 {
-			return &Failure{Code: code, cause: stage}
-		}
+	var reply *textproto.Error
+	if errors.As(err, &reply) && reply.Code >= 400 && reply.Code < 600 {
+		return &Failure{Permanent: reply.Code >= 500 && stage != "connect", Code: reply.Code, cause: stage}
 	}
 	// A dial timeout matches context.DeadlineExceeded; a server that stops
 	// answering trips the connection deadline go-mail sets, which only
