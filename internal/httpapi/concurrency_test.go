@@ -114,7 +114,7 @@ func TestSubmitSameEmailConcurrently(t *testing.T) {
 // fails and nothing of it is left, not the application, not the key.
 func TestSubmitFailingEventInsertLeavesNothing(t *testing.T) {
 	t.Parallel()
-	api := testkit.StartAPI(t, nil)
+	api := testkit.StartAPI(t, &testkit.APIOpts{InjectsFaults: true})
 	slug := api.CreatePosting(t, "go-engineer")
 	ctx := context.Background()
 	_, err := api.Pool.Exec(ctx, `

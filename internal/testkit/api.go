@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +41,13 @@ type APIOpts struct {
 	// Configure edits the configuration after the defaults are loaded.
 	// Rate limiting starts disabled; a test that wants it sets it here.
 	Configure func(*config.Config)
+	// InjectsFaults says the test breaks the server on purpose (a failing
+	// trigger), so a 500 is what it expects; any other test fails on one.
+	InjectsFaults bool
 }
+
+// serverError finds an access log line with a 5xx other than 503.
+var serverError = regexp.MustCompile(`"status":5(0[0-24-9]|[1-9][0-9])\b`)
 
 // StatusSecret is the INTAKE_STATUS_SECRET of every API and worker a test
 // starts, in process or as a process, so a link one of them makes opens on
@@ -113,6 +120,11 @@ func StartAPI(tb testing.TB, opts *APIOpts) *API {
 		tb.Fatalf("open pool: %v", err)
 	}
 	tb.Cleanup(func() {
+		// No request in any test may make a 5xx the contract does not
+		// name (503: the database is unavailable).
+		if m := serverError.FindString(logs.String()); m != "" && !opts.InjectsFaults {
+			tb.Errorf("the API answered a 5xx the contract does not name (%s); logs:\n%s", m, logs)
+		}
 		srv.Close()
 		stopWaker()
 		wg.Wait()
