@@ -195,7 +195,7 @@ func TestEndToEnd(t *testing.T) {
 	waitFor(t, 5*time.Second, "both jobs completed", func() bool {
 		var n int
 		require.NoError(t, api.Pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&n))
+			`SELECT count(*) FROM river_job WHERE state = 'completed' AND kind IN ('confirmation_email', 'analytics_event')`).Scan(&n))
 		return n == 2
 	})
 	require.Len(t, mailSrv.Messages(), 1, "exactly one message")
@@ -449,7 +449,7 @@ func TestJobsRunTwiceAreNoOps(t *testing.T) {
 	waitFor(t, 5*time.Second, "both jobs completed", func() bool {
 		var n int
 		require.NoError(t, api.Pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&n))
+			`SELECT count(*) FROM river_job WHERE state = 'completed' AND kind IN ('confirmation_email', 'analytics_event')`).Scan(&n))
 		return n == 2
 	})
 
@@ -471,7 +471,7 @@ func TestJobsRunTwiceAreNoOps(t *testing.T) {
 	waitFor(t, 10*time.Second, "the repeated jobs completed", func() bool {
 		var n int
 		require.NoError(t, api.Pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&n))
+			`SELECT count(*) FROM river_job WHERE state = 'completed' AND kind IN ('confirmation_email', 'analytics_event')`).Scan(&n))
 		return n == 4
 	})
 	require.Len(t, mailSrv.Messages(), 1)
@@ -497,7 +497,7 @@ func TestMissingApplicationIsNotMailed(t *testing.T) {
 
 	waitFor(t, 10*time.Second, "the job to be cancelled", func() bool {
 		var state string
-		err := api.Pool.QueryRow(context.Background(), `SELECT state FROM river_job`).Scan(&state)
+		err := api.Pool.QueryRow(context.Background(), `SELECT state FROM river_job WHERE kind = 'confirmation_email'`).Scan(&state)
 		return err == nil && state == "cancelled"
 	})
 	require.Empty(t, mailSrv.Messages())
