@@ -505,10 +505,10 @@ func TestValidationErrorsBesideTheFields(t *testing.T) {
 		}))`)
 	require.Equal(t, map[string]fieldState{
 		"full_name":    {},
-		"email":        {Message: "must be an email address like name@example.com", Beside: true, Invalid: "true", DescribedBy: "email-error"},
+		"email":        {Message: "Email must be an email address like name@example.com.", Beside: true, Invalid: "true", DescribedBy: "email-error"},
 		"phone":        {},
 		"cover_letter": {},
-		"links":        {Message: "link 2 must be an http or https URL", Beside: true, Invalid: "true", DescribedBy: "links-error"},
+		"links":        {Message: "Link 2 must be an http or https URL.", Beside: true, Invalid: "true", DescribedBy: "links-error"},
 	}, fields)
 	require.Equal(t, 2, eval[int](b, `document.querySelectorAll(".field-error").length`))
 
@@ -519,8 +519,8 @@ func TestValidationErrorsBesideTheFields(t *testing.T) {
 			return {Href: a.getAttribute("href"), Text: a.textContent, Target: target ? target.tagName : ""};
 		})`)
 	require.Equal(t, []struct{ Href, Text, Target string }{
-		{"#email", "Email: must be an email address like name@example.com", "INPUT"},
-		{"#links", "Links: link 2 must be an http or https URL", "TEXTAREA"},
+		{"#email", "Email must be an email address like name@example.com.", "INPUT"},
+		{"#links", "Link 2 must be an http or https URL.", "TEXTAREA"},
 	}, summary)
 	require.Equal(t, "Please correct 2 fields", run(b, chromedp.Text(chromedp.ID("error-summary-title"))))
 	b.do(chromedp.Click(chromedp.CSS(`.error-summary a[href="#links"]`)))
@@ -651,23 +651,26 @@ func TestStatusPageMovesFromQueuedToSent(t *testing.T) {
 	mailSrv := testkit.StartSMTP(t)
 
 	// No worker yet: the application waits in the outbox, and the status
-	// page says so and keeps refreshing itself.
+	// page says so and keeps looking (its script, every 5 s).
 	b.openPostingFromHome()
 	b.fill(ada)
 	b.submit()
 	_, id := b.waitStatusPage()
 	require.Contains(t, b.stateText(), "queued and will be sent shortly")
-	require.Equal(t, "5", eval[string](b, `document.querySelector("meta[http-equiv=refresh]")?.content ?? "no refresh"`))
+	require.True(t, eval[bool](b, `document.querySelector(".email-state").hasAttribute("data-watch")`))
+	require.Zero(t, eval[int](b, `document.querySelectorAll("meta[http-equiv=refresh]").length`), "no reloading under the reader's feet")
+	eval[chromedp.Void](b, `document.body.setAttribute("data-test-same-document", "")`)
 
-	// A worker comes; the page's own refresh (every 5 s) shows the email sent.
+	// A worker comes; the page's script shows the email sent, in place.
 	startWorker(t, b.api.DBURL, mailSrv)
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
 	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`.email-state.state-sent`))),
 		"the page never said sent; it says: %s", b.stateText())
 	require.Equal(t, "Your confirmation email was sent. Check your inbox (and your spam folder).", b.stateText())
-	require.Equal(t, 0, eval[int](b, `document.querySelectorAll("meta[http-equiv=refresh]").length`),
-		"a page that cannot change any more stops refreshing")
+	require.False(t, eval[bool](b, `document.querySelector(".email-state").hasAttribute("data-watch")`),
+		"a page that cannot change any more stops looking")
+	require.True(t, eval[bool](b, `document.body.hasAttribute("data-test-same-document")`), "updated in place, not reloaded")
 	require.Equal(t, "Attempts so far: 1.", run(b, chromedp.Text(chromedp.CSS(`.email-state p.muted`))))
 
 	msgs := mailSrv.Messages()

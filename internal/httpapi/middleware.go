@@ -96,10 +96,10 @@ func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
 
 // Content security policies. The API serves no HTML, so its policy forbids
 // everything; pages load only their own stylesheet and script (no inline
-// script at all) and post only to themselves.
+// script at all), fetch and post only to themselves.
 const (
 	apiCSP  = "default-src 'none'; frame-ancestors 'none'"
-	pageCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; " +
+	pageCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; " +
 		"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 

@@ -25,7 +25,6 @@ import (
 
 type pageBase struct {
 	Title   string
-	Refresh int // seconds; 0 for none
 }
 
 type indexView struct {
@@ -39,6 +38,8 @@ type postingView struct {
 	Values         formValues
 	Errors         []formError
 	Notice         string
+	// Done: the notice is the end of it (already applied); no form under it.
+	Done           bool
 	CSRF           string
 	IdempotencyKey string
 }
@@ -57,8 +58,11 @@ type formValues struct {
 	FullName, Email, Phone, CoverLetter, Links string
 }
 
+// formError is one field's problem as a sentence ("Link 2 must be an http
+// or https URL."), shown beside the field and in the summary; a field with
+// several problems (links) has them all, one sentence after another.
 type formError struct {
-	Field, Label, Message string
+	Field, Message string
 }
 
 type statusView struct {
@@ -67,6 +71,11 @@ type statusView struct {
 	State      string
 	StateText  string
 	Attempts   int
+	// Watch: the state can still change. The page offers a link to look
+	// again, and its script (when it runs) looks every few seconds and
+	// updates the state in place; no meta refresh, which reloads the page
+	// under a screen reader's or a keyboard user's feet (WCAG 2.2.1).
+	Watch bool
 }
 
 type messageView struct {
@@ -174,6 +183,7 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 		case errors.Is(err, application.ErrDuplicateApplication):
 			// Says nothing about the first application, only that it exists.
 			view.Notice = "We already have an application from this email address for this position, so there is nothing more to send."
+			view.Done = true
 			return render(c, http.StatusConflict, "posting", view)
 		case errors.Is(err, application.ErrIdempotencyKeyReused):
 			view.IdempotencyKey = uuid.NewString()
@@ -221,11 +231,7 @@ func handleStatusPage(store *postgres.Store, keys statustoken.Keys) echo.Handler
 			StateText:  emailStateText(st.Email.State),
 			Attempts:   st.Email.Attempts,
 		}
-		switch st.Email.State {
-		case application.EmailSent, application.EmailFailed:
-		default:
-			view.Refresh = 5
-		}
+		view.Watch = st.Email.State != application.EmailSent && st.Email.State != application.EmailFailed
 		return render(c, http.StatusOK, "status", view)
 	}
 }
@@ -274,22 +280,25 @@ func messageForStatus(status int) messageView {
 	return messageView{pageBase: pageBase{Title: title}, Body: body}
 }
 
-// formErrors turns validation errors into messages beside the form's
-// fields; the API's "links[2]" becomes the links box's "link 3".
+// formErrors turns validation errors into sentences beside the form's
+// fields: the API's "links[2]" problem becomes "Link 3 …" in the links
+// box's message, beside every other bad link's.
 func formErrors(v *application.ValidationError) []formError {
 	var out []formError
-	seen := map[string]bool{}
+	index := map[string]int{}
 	for _, fe := range v.Errors {
-		field, msg := fe.Field, fe.Message
+		field, subject := fe.Field, fieldLabels[fe.Field]
 		if i := strings.IndexByte(field, '['); i > 0 {
 			n, _ := strconv.Atoi(strings.TrimSuffix(field[i+1:], "]"))
-			field, msg = field[:i], "link "+strconv.Itoa(n+1)+" "+msg
+			field, subject = field[:i], "Link "+strconv.Itoa(n+1)
 		}
-		if seen[field] {
+		sentence := subject + " " + fe.Message + "."
+		if i, ok := index[field]; ok {
+			out[i].Message += " " + sentence
 			continue
 		}
-		seen[field] = true
-		out = append(out, formError{Field: field, Label: fieldLabels[field], Message: msg})
+		index[field] = len(out)
+		out = append(out, formError{Field: field, Message: sentence})
 	}
 	return out
 }

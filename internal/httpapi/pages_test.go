@@ -188,7 +188,8 @@ func TestApplyFormPostRedirectGet(t *testing.T) {
 	require.Equal(t, http.StatusOK, status.Status)
 	require.Contains(t, status.Body, "Application received")
 	require.Contains(t, status.Body, "queued")
-	require.Contains(t, status.Body, `<meta http-equiv="refresh" content="5">`)
+	require.Contains(t, status.Body, `data-watch="true"`, "a state that can still change is watched")
+	require.NotContains(t, status.Body, `http-equiv="refresh"`)
 	require.Equal(t, "no-store", status.Header.Get("Cache-Control"))
 
 	var links []string
@@ -212,7 +213,7 @@ func TestApplyFormValidationKeepsValues(t *testing.T) {
 	form := b.get("/jobs/go-engineer")
 	hidden := formFields(t, form.Body)
 	fields := fillIn(hidden, "Ada Lovelace", "ada@@example")
-	fields.Set("links", "https://ok.example\nftp://nope")
+	fields.Set("links", "https://ok.example\nftp://nope\nhttps://ann:pw@example.com")
 
 	res := b.post("/jobs/go-engineer/apply", fields)
 
@@ -220,10 +221,12 @@ func TestApplyFormValidationKeepsValues(t *testing.T) {
 	require.Contains(t, res.Body, `value="Ada Lovelace"`)
 	require.Contains(t, res.Body, `value="ada@@example"`)
 	require.Contains(t, res.Body, "I like engines.\nAnd poetry.</textarea>")
-	require.Contains(t, res.Body, `<p class="field-error" id="email-error">must be an email address like name@example.com</p>`)
+	// Messages are sentences, and every bad link is named, not the first.
+	require.Contains(t, res.Body, `<p class="field-error" id="email-error">Email must be an email address like name@example.com.</p>`)
 	require.Contains(t, res.Body, `aria-describedby="email-error"`)
-	require.Contains(t, res.Body, `<p class="field-error" id="links-error">link 2 must be an http or https URL</p>`)
+	require.Contains(t, res.Body, `<p class="field-error" id="links-error">Link 2 must be an http or https URL. Link 3 must not contain a user name or password.</p>`)
 	require.Contains(t, res.Body, `<a href="#email">`)
+	require.Contains(t, res.Body, `tabindex="-1" autofocus`, "focus moves to the error summary")
 	require.Contains(t, res.Body, `name="idempotency_key" value="`+hidden.Get("idempotency_key")+`"`, "the key is kept: nothing was stored under it")
 	require.Zero(t, api.Count(t, "applications"))
 

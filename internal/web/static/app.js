@@ -28,3 +28,41 @@ window.addEventListener("pageshow", function () {
     }
   });
 });
+
+// The status page: while the confirmation email's state can still change,
+// look again every 5 s and show the new state in place. The box is
+// role=status, so a screen reader announces a change without focus moving;
+// nothing is replaced while nothing changed. Without this script the page
+// offers a link to look again.
+(function () {
+  var box = document.querySelector(".email-state[data-watch]");
+  if (!box || !window.fetch || !window.DOMParser) {
+    return;
+  }
+  var timer = setInterval(function () {
+    fetch(location.href, { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("status page answered " + response.status);
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        var next = new DOMParser().parseFromString(html, "text/html").querySelector(".email-state");
+        if (!next) {
+          return;
+        }
+        if (box.innerHTML !== next.innerHTML) {
+          box.className = next.className;
+          box.innerHTML = next.innerHTML;
+        }
+        if (!next.hasAttribute("data-watch")) {
+          box.removeAttribute("data-watch");
+          clearInterval(timer);
+        }
+      })
+      .catch(function () {
+        // A failed look is tried again at the next tick.
+      });
+  }, 5000);
+})();
