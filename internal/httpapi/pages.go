@@ -24,7 +24,7 @@ import (
 // through the same submitApplication as the JSON API.
 
 type pageBase struct {
-	Title   string
+	Title string
 }
 
 type indexView struct {
@@ -34,10 +34,10 @@ type indexView struct {
 
 type postingView struct {
 	pageBase
-	Posting        application.Posting
-	Values         formValues
-	Errors         []formError
-	Notice         string
+	Posting application.Posting
+	Values  formValues
+	Errors  []formError
+	Notice  string
 	// Done: the notice is the end of it (already applied); no form under it.
 	Done           bool
 	CSRF           string
