@@ -83,7 +83,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	self := workerIdentity()
 	riverClient, err := job.NewClient(pool, job.Deps{
 		Store: store, Sender: sender, Sink: sink, Logger: logger,
-		PublicURL: cfg.PublicURL, StatusTokens: cfg.StatusTokens,
+		PublicURL: cfg.PublicURL, StatusTokens: cfg.StatusTokens, Employer: cfg.Employer,
 	}, job.Settings{
 		ClientID:             self.ID,
 		EmailConcurrency:     cfg.EmailConcurrency,

@@ -28,8 +28,9 @@ type Confirmation struct {
 	State         EmailState
 	// StatusURL is the applicant's status page, token included. It is
 	// derived, never stored, so the store leaves it empty and the worker
-	// sets it.
+	// sets it, with Employer (configuration, not data).
 	StatusURL string
+	Employer  Employer
 }
 
 // Delivery failure classes recorded in the ledger (never the server's text,

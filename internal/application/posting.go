@@ -74,3 +74,24 @@ func (p *NewPosting) Validate() error {
 	}
 	return v.err()
 }
+
+// Employer is who the careers site and its emails speak for
+// (INTAKE_ORG_NAME, INTAKE_ORG_LOGO_URL, INTAKE_ORG_CONTACT).
+type Employer struct {
+	Name    string
+	LogoURL string // absolute http(s) URL, or empty
+	Contact string // an email address applicants may write to, or empty
+}
+
+// Reference is an application's short reference for people: the last
+// eight hex digits of its id (the random part of a UUIDv7), grouped, upper
+// case ("5F6A-7B8C"). It is for reading out and quoting, not for lookups:
+// two applications may share one.
+func Reference(applicationID string) string {
+	hex := strings.ToUpper(strings.ReplaceAll(applicationID, "-", ""))
+	if len(hex) < 8 {
+		return hex
+	}
+	tail := hex[len(hex)-8:]
+	return tail[:4] + "-" + tail[4:]
+}

@@ -143,6 +143,7 @@ func TestConfirmationEmailPassesTheAccessibilityAudit(t *testing.T) {
 		PostingSlug:   b.slug,
 		PostingTitle:  "Go engineer",
 		StatusURL:     b.api.URL + "/applications/0190f3a2-7c4e-7b1a-9d2e-5f6a7b8c9d0e?token=x",
+		Employer:      application.Employer{Name: "Example Ltd", Contact: "jobs@example.com"},
 	}, "intake.localhost")
 	require.NoError(t, err)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -53,6 +53,7 @@ func startWorker(t *testing.T, dbURL string, smtpSrv *testkit.SMTPServer) *testk
 		// The API's, so the email's link opens on it (testkit.StartAPI
 		// uses the same default configuration).
 		PublicURL:    cfg.PublicURL,
+		Employer:     cfg.Employer,
 		StatusTokens: cfg.StatusTokens,
 	}, job.Settings{
 		EmailConcurrency:     cfg.EmailConcurrency,

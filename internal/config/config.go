@@ -51,6 +51,8 @@ type Config struct {
 	SMTPPassword string
 	MailFrom     *mail.Address
 
+	Employer application.Employer
+
 	AnalyticsSink string
 	AnalyticsURL  *url.URL
 
@@ -103,6 +105,9 @@ var Vars = []Var{
 	{Name: "INTAKE_SMTP_USERNAME", Default: "", Help: "SMTP auth user, optional"},
 	{Name: "INTAKE_SMTP_PASSWORD", Default: "", Secret: true, Help: "SMTP auth password, optional"},
 	{Name: "INTAKE_MAIL_FROM", Default: "Intake <no-reply@intake.localhost>", Help: "sender address"},
+	{Name: "INTAKE_ORG_NAME", Default: "Intake", Help: "the employer's name: in the site's header and titles and in the emails' signature"},
+	{Name: "INTAKE_ORG_LOGO_URL", Default: "", Help: "absolute http(s) URL of the employer's logo for the site's header, optional"},
+	{Name: "INTAKE_ORG_CONTACT", Default: "", Help: "an email address applicants may write to, shown on the site and in the emails, optional"},
 	{Name: "INTAKE_ANALYTICS_SINK", Default: "postgres", Help: "postgres or http"},
 	{Name: "INTAKE_ANALYTICS_URL", Default: "", Help: "endpoint for the http sink"},
 	{Name: "INTAKE_EMAIL_CONCURRENCY", Default: "20", Help: "confirmation emails sent at once per worker"},
@@ -164,6 +169,21 @@ func Load(getenv func(string) string) (Config, error) {
 		r.fail("INTAKE_MAIL_FROM", "must be an address like \"Intake <no-reply@example.com>\"")
 	} else {
 		c.MailFrom = from
+	}
+
+	c.Employer.Name = strings.TrimSpace(r.str("INTAKE_ORG_NAME"))
+	if n := len([]rune(c.Employer.Name)); n == 0 || n > 100 {
+		r.fail("INTAKE_ORG_NAME", "must be 1 to 100 characters")
+	}
+	if u := r.httpURL("INTAKE_ORG_LOGO_URL", false); u != nil {
+		c.Employer.LogoURL = u.String()
+	}
+	if contact := r.str("INTAKE_ORG_CONTACT"); contact != "" {
+		if a, err := mail.ParseAddress(contact); err != nil || a.Name != "" || a.Address != contact {
+			r.fail("INTAKE_ORG_CONTACT", "must be a bare email address like jobs@example.com")
+		} else {
+			c.Employer.Contact = contact
+		}
 	}
 
 	c.AnalyticsSink = r.oneOf("INTAKE_ANALYTICS_SINK", "postgres", "http")
@@ -237,6 +257,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("INTAKE_SMTP_USERNAME", c.SMTPUsername),
 		slog.String("INTAKE_SMTP_PASSWORD", mask(c.SMTPPassword)),
 		slog.String("INTAKE_MAIL_FROM", c.MailFrom.String()),
+		slog.String("INTAKE_ORG_NAME", c.Employer.Name),
+		slog.String("INTAKE_ORG_LOGO_URL", c.Employer.LogoURL),
+		slog.String("INTAKE_ORG_CONTACT", c.Employer.Contact),
 		slog.String("INTAKE_ANALYTICS_SINK", c.AnalyticsSink),
 		slog.String("INTAKE_ANALYTICS_URL", analyticsURL),
 		slog.Int("INTAKE_EMAIL_CONCURRENCY", c.EmailConcurrency),

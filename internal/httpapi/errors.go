@@ -126,7 +126,7 @@ func problemForStatus(status int) problem {
 
 // errorHandler writes every error as problem+json. It logs 5xx only: a 4xx
 // is the client's business, and logging its details could log personal data.
-func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+func errorHandler(logger *slog.Logger, employer application.Employer) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -142,7 +142,7 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
 		}
 		if !isAPIRequest(c) {
-			if err := render(c, p.Status, "message", messageForStatus(p.Status)); err != nil {
+			if err := render(c, p.Status, "message", messageForStatus(p.Status, employer)); err != nil {
 				logger.Error("render error page", "request_id", requestIDOf(c), "err", err)
 			}
 			return

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -94,17 +95,24 @@ func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
 	}
 }
 
-// Content security policies. The API serves no HTML, so its policy forbids
-// everything; pages load only their own stylesheet and script (no inline
-// script at all), fetch and post only to themselves.
-const (
-	apiCSP  = "default-src 'none'; frame-ancestors 'none'"
-	pageCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; " +
+// apiCSP: the API serves no HTML, so its policy forbids everything.
+const apiCSP = "default-src 'none'; frame-ancestors 'none'"
+
+// pageCSP: pages load only their own stylesheet and script (no inline
+// script at all) and the employer's logo, and fetch and post only to
+// themselves.
+func pageCSP(employer application.Employer) string {
+	img := "'self'"
+	if u, err := url.Parse(employer.LogoURL); err == nil && u.Host != "" {
+		img += " " + u.Scheme + "://" + u.Host
+	}
+	return "default-src 'none'; style-src 'self'; script-src 'self'; img-src " + img + "; connect-src 'self'; " +
 		"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
+}
 
 // securityHeaders sets the headers every response should carry.
-func securityHeaders() echo.MiddlewareFunc {
+func securityHeaders(employer application.Employer) echo.MiddlewareFunc {
+	pagePolicy := pageCSP(employer)
 	secure := middleware.SecureWithConfig(middleware.SecureConfig{
 		ContentTypeNosniff: "nosniff",
 		XFrameOptions:      "DENY",
@@ -113,7 +121,7 @@ func securityHeaders() echo.MiddlewareFunc {
 	})
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return secure(func(c echo.Context) error {
-			csp := pageCSP
+			csp := pagePolicy
 			if isAPIRequest(c) {
 				csp = apiCSP
 			}

@@ -24,7 +24,8 @@ import (
 // through the same submitApplication as the JSON API.
 
 type pageBase struct {
-	Title string
+	Title    string
+	Employer application.Employer
 }
 
 type indexView struct {
@@ -71,6 +72,7 @@ type statusView struct {
 	State      string
 	StateText  string
 	Attempts   int
+	Reference  string
 	// Watch: the state can still change. The page offers a link to look
 	// again, and its script (when it runs) looks every few seconds and
 	// updates the state in place; no meta refresh, which reloads the page
@@ -101,30 +103,30 @@ func render(c echo.Context, status int, page string, data any) error {
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
-func handleHome(store *postgres.Store) echo.HandlerFunc {
+func handleHome(store *postgres.Store, employer application.Employer) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		postings, err := store.OpenPostings(c.Request().Context())
 		if err != nil {
 			return err
 		}
-		return render(c, http.StatusOK, "index", indexView{pageBase: pageBase{Title: "Open positions"}, Postings: postings})
+		return render(c, http.StatusOK, "index", indexView{pageBase: pageBase{Title: "Open positions", Employer: employer}, Postings: postings})
 	}
 }
 
 // handlePostingPage shows a posting and its form. Each render carries a new
 // idempotency key: a double click, a resubmit, or the back button followed
 // by submit sends the same key again and lands on the same status page.
-func handlePostingPage(store *postgres.Store) echo.HandlerFunc {
+func handlePostingPage(store *postgres.Store, employer application.Employer) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p, err := store.Posting(c.Request().Context(), c.Param("slug"))
 		if err != nil {
 			return err
 		}
 		if p.Status != application.PostingOpen {
-			return render(c, http.StatusGone, "message", closedView(p))
+			return render(c, http.StatusGone, "message", closedView(p, employer))
 		}
 		return render(c, http.StatusOK, "posting", postingView{
-			pageBase:       pageBase{Title: p.Title},
+			pageBase:       pageBase{Title: p.Title, Employer: employer},
 			Posting:        p,
 			CSRF:           csrfToken(c),
 			IdempotencyKey: uuid.NewString(),
@@ -142,7 +144,7 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			return err
 		}
 		if p.Status != application.PostingOpen {
-			return render(c, http.StatusConflict, "message", closedView(p))
+			return render(c, http.StatusConflict, "message", closedView(p, cfg.Employer))
 		}
 		if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationForm {
 			return errUnsupportedMediaType
@@ -155,7 +157,7 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			Links:       textareaValue(c, "links"),
 		}
 		view := postingView{
-			pageBase:       pageBase{Title: p.Title},
+			pageBase:       pageBase{Title: p.Title, Employer: cfg.Employer},
 			Posting:        p,
 			Values:         values,
 			CSRF:           csrfToken(c),
@@ -195,7 +197,7 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			view.Notice = "We are still saving this application. Please wait a few seconds and send the form again."
 			return render(c, http.StatusConflict, "posting", view)
 		case errors.Is(err, application.ErrPostingClosed):
-			return render(c, http.StatusConflict, "message", closedView(p))
+			return render(c, http.StatusConflict, "message", closedView(p, cfg.Employer))
 		case err != nil:
 			return err
 		}
@@ -217,7 +219,7 @@ func statusPagePath(keys statustoken.Keys, id string) string {
 
 // handleStatusPage tells the applicant their application was received and
 // where the confirmation email is, refreshing while that can still change.
-func handleStatusPage(store *postgres.Store, keys statustoken.Keys) echo.HandlerFunc {
+func handleStatusPage(store *postgres.Store, keys statustoken.Keys, employer application.Employer) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		st, err := statusFor(c, store, keys)
 		if err != nil {
@@ -225,7 +227,8 @@ func handleStatusPage(store *postgres.Store, keys statustoken.Keys) echo.Handler
 		}
 		c.Response().Header().Set("Cache-Control", "no-store")
 		view := statusView{
-			pageBase:   pageBase{Title: "Application received"},
+			pageBase:   pageBase{Title: "Application received", Employer: employer},
+			Reference:  application.Reference(st.ID),
 			ReceivedAt: st.ReceivedAt,
 			State:      string(st.Email.State),
 			StateText:  emailStateText(st.Email.State),
@@ -251,15 +254,15 @@ func emailStateText(s application.EmailState) string {
 	}
 }
 
-func closedView(p application.Posting) messageView {
+func closedView(p application.Posting, employer application.Employer) messageView {
 	return messageView{
-		pageBase: pageBase{Title: "This position is closed"},
+		pageBase: pageBase{Title: "This position is closed", Employer: employer},
 		Body:     "“" + p.Title + "” no longer takes applications. Thank you for your interest.",
 	}
 }
 
 // messageForStatus is the friendly page for an error on a page route.
-func messageForStatus(status int) messageView {
+func messageForStatus(status int, employer application.Employer) messageView {
 	title, body := "Something went wrong", "Sorry, something went wrong on our side. Please try again in a moment."
 	switch status {
 	case http.StatusNotFound:
@@ -277,7 +280,7 @@ func messageForStatus(status int) messageView {
 	case http.StatusMethodNotAllowed:
 		title, body = "Page not found", "We could not find this page."
 	}
-	return messageView{pageBase: pageBase{Title: title}, Body: body}
+	return messageView{pageBase: pageBase{Title: title, Employer: employer}, Body: body}
 }
 
 // formErrors turns validation errors into sentences beside the form's

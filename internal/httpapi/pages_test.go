@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/testkit"
 )
@@ -101,6 +102,7 @@ var (
 	uuidPattern  = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 	tokenPattern = regexp.MustCompile(`(name="csrf_token" value=")[^"]*`)
 	datePattern  = regexp.MustCompile(`<time datetime="[^"]*">[^<]*</time>`)
+	refPattern   = regexp.MustCompile(`reference: <strong>[0-9A-F]{4}-[0-9A-F]{4}</strong>`)
 )
 
 // golden compares a page with testdata/<name>.golden after replacing what
@@ -110,6 +112,7 @@ func golden(t *testing.T, name, body string) {
 	body = uuidPattern.ReplaceAllString(body, "00000000-0000-0000-0000-000000000000")
 	body = tokenPattern.ReplaceAllString(body, "${1}CSRF")
 	body = datePattern.ReplaceAllString(body, `<time datetime="TIME">TIME</time>`)
+	body = refPattern.ReplaceAllString(body, `reference: <strong>REF</strong>`)
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
 		require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
@@ -332,4 +335,24 @@ func TestApplyFormWhileFirstSubmitStillRuns(t *testing.T) {
 	require.Contains(t, res.Body, `name="idempotency_key" value="`+fields.Get("idempotency_key")+`"`, "the same key, so sending again replays")
 	require.NoError(t, tx.Rollback(ctx))
 	require.Zero(t, api.Count(t, "applications"))
+}
+
+// The site speaks for the employer: its name in every title and the
+// header (or its logo, whose origin the page's policy then allows), its
+// contact address in the footer.
+func TestPagesNameTheEmployer(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, &testkit.APIOpts{Configure: func(c *config.Config) {
+		c.Employer = application.Employer{Name: "Example Ltd", LogoURL: "https://cdn.example.com/logo.svg", Contact: "jobs@example.com"}
+	}})
+	api.CreatePosting(t, "go-engineer")
+	b := newBrowser(t, api)
+	for _, path := range []string{"/", "/jobs/go-engineer", "/jobs/nope"} {
+		res := b.get(path)
+		require.Contains(t, res.Body, " · Example Ltd careers</title>", path)
+		require.Contains(t, res.Body, `<img src="https://cdn.example.com/logo.svg" alt="Example Ltd" class="logo">`, path)
+		require.Contains(t, res.Body, `<a href="mailto:jobs@example.com">jobs@example.com</a>`, path)
+		require.Contains(t, res.Header.Get("Content-Security-Policy"), "img-src 'self' https://cdn.example.com;", path)
+		require.NotContains(t, res.Body, ">Intake<", path)
+	}
 }

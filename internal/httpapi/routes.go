@@ -12,7 +12,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 		requestID(),
 		accessLog(d.Logger),
 		recoverPanics(d.Logger),
-		securityHeaders(),
+		securityHeaders(d.Config.Employer),
 		pathParams(),
 	)
 	// One limiter for both ways to apply, so the form is no way around it.
@@ -29,10 +29,10 @@ func addRoutes(e *echo.Echo, d Deps) {
 	// 404s out of the logs and the console.
 	e.Match(getHead, "/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cacheStatic())
 	pages := e.Group("", deadline(d.Config.RequestTimeout), bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
-	pages.Match(getHead, "/", handleHome(d.Store))
-	pages.Match(getHead, "/jobs/:slug", handlePostingPage(d.Store))
+	pages.Match(getHead, "/", handleHome(d.Store, d.Config.Employer))
+	pages.Match(getHead, "/jobs/:slug", handlePostingPage(d.Store, d.Config.Employer))
 	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
-	pages.Match(getHead, "/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens))
+	pages.Match(getHead, "/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens, d.Config.Employer))
 
 	// Public JSON API.
 	api := e.Group("/api/v1", deadline(d.Config.RequestTimeout), noStore())

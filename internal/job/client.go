@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/intake/intake/internal/analytics"
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/mail"
 	"github.com/intake/intake/internal/postgres"
 	"github.com/intake/intake/internal/statustoken"
@@ -57,6 +58,8 @@ type Deps struct {
 	// PublicURL and StatusTokens make the confirmation email's status link.
 	PublicURL    *url.URL
 	StatusTokens statustoken.Keys
+	// Employer signs the confirmation email.
+	Employer application.Employer
 }
 
 // NewClient returns a River client that works both queues. Start it to
@@ -69,6 +72,7 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		Retry:        s.Retry,
 		PublicURL:    d.PublicURL,
 		StatusTokens: d.StatusTokens,
+		Employer:     d.Employer,
 		Lease:        s.JobTimeout + s.RecordTimeout,
 		RecordWithin: s.RecordTimeout,
 	})

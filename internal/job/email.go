@@ -34,6 +34,8 @@ type ConfirmationEmailWorker struct {
 	// (INTAKE_PUBLIC_URL, INTAKE_STATUS_SECRET: the API's own).
 	PublicURL    *url.URL
 	StatusTokens statustoken.Keys
+	// Employer signs the email (INTAKE_ORG_*).
+	Employer application.Employer
 	// Lease is how long an attempt owns the delivery: INTAKE_JOB_TIMEOUT +
 	// INTAKE_RECORD_TIMEOUT, which config keeps within INTAKE_RESCUE_AFTER
 	// so a rescued run normally finds the lease over.
@@ -67,6 +69,7 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	}
 
 	c.StatusURL = mail.StatusPageURL(w.PublicURL, w.StatusTokens, id)
+	c.Employer = w.Employer
 	msg, err := mail.Confirmation(c, w.Sender.Domain())
 	if err != nil {
 		return fmt.Errorf("render confirmation: %w", err)

@@ -72,6 +72,7 @@ func (b *emailBundle) worker(store *postgres.Store, lease, recordWithin time.Dur
 	cfg := testkit.DefaultConfig(b.t)
 	return &job.ConfirmationEmailWorker{
 		PublicURL:    cfg.PublicURL,
+		Employer:     cfg.Employer,
 		StatusTokens: cfg.StatusTokens,
 		Store:        store,
 		Sender:       b.sender,

@@ -55,17 +55,22 @@ func Confirmation(c application.Confirmation, domain string) (Message, error) {
 		return Message{}, errors.New("confirmation without a status link")
 	}
 	data := struct {
-		FullName      string
-		PostingTitle  string
-		ReceivedAt    string
-		ApplicationID string
-		StatusURL     string
+		FullName     string
+		PostingTitle string
+		ReceivedAt   string
+		Reference    string
+		StatusURL    string
+		Employer     application.Employer
 	}{
-		FullName:      c.FullName,
-		PostingTitle:  c.PostingTitle,
-		ReceivedAt:    c.ReceivedAt.UTC().Format("2 January 2006 at 15:04 UTC"),
-		ApplicationID: c.ApplicationID,
-		StatusURL:     c.StatusURL,
+		FullName:     c.FullName,
+		PostingTitle: c.PostingTitle,
+		ReceivedAt:   c.ReceivedAt.UTC().Format("2 January 2006 at 15:04 UTC"),
+		Reference:    application.Reference(c.ApplicationID),
+		StatusURL:    c.StatusURL,
+		Employer:     c.Employer,
+	}
+	if data.Employer.Name == "" {
+		return Message{}, errors.New("confirmation without an employer's name")
 	}
 	var text, html bytes.Buffer
 	if err := textTmpl.Execute(&text, data); err != nil {

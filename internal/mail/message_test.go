@@ -45,6 +45,7 @@ func fixedConfirmation() application.Confirmation {
 		PostingTitle:  "Backend Engineer",
 		State:         application.EmailQueued,
 		StatusURL:     mail.StatusPageURL(publicURL, testKeys(), id),
+		Employer:      application.Employer{Name: "Example Ltd", Contact: "jobs@example.com"},
 	}
 }
 
