@@ -23,5 +23,6 @@ func (r Role) rank() int {
 // Valid reports whether r is a role.
 func (r Role) Valid() bool { return r.rank() > 0 }
 
-// Allows reports whether a holder of r may do what needs role need.
-func (r Role) Allows(need Role) bool { return r.Valid() && r.rank() >= need.rank() }
+// Allows reports whether a holder of r may do what needs role need; no
+// role allows what needs an unknown one.
+func (r Role) Allows(need Role) bool { return r.Valid() && need.Valid() && r.rank() >= need.rank() }

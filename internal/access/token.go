@@ -52,8 +52,11 @@ func CheckTokenFormat(token string) bool {
 	if len(token) != TokenLen || !strings.HasPrefix(token, TokenPrefix) {
 		return false
 	}
-	buf, err := tokenEncoding.DecodeString(token[len(TokenPrefix):])
-	if err != nil || len(buf) != secretBytes+checksumBytes {
+	body := token[len(TokenPrefix):]
+	buf, err := tokenEncoding.DecodeString(body)
+	// The last character carries two unused bits; only the canonical
+	// spelling is a token, so a typo there is refused here too.
+	if err != nil || len(buf) != secretBytes+checksumBytes || tokenEncoding.EncodeToString(buf) != body {
 		return false
 	}
 	var want [checksumBytes]byte
