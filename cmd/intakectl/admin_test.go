@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/access"
@@ -91,4 +92,51 @@ func TestTokensAndAudit(t *testing.T) {
 	var rows int
 	require.NoError(t, api.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE actor = $1 AND action = 'audit.list'`, actor).Scan(&rows))
 	require.Equal(t, 1, rows, "reading the audit log is audited too")
+}
+
+// Operators read applications at the database; each read is audited.
+func TestApplicationsListAndShow(t *testing.T) {
+	t.Parallel()
+	c, pool, _ := statusSetup(t)
+	testkit.Seed(t, pool, "go-engineer", 3)
+
+	var listed []struct {
+		ID    string `json:"id"`
+		Job   string `json:"job"`
+		Email string `json:"email"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(c.ok("applications", "list", "--job", "go-engineer", "--limit", "2", "--json")), &listed))
+	require.Len(t, listed, 2)
+	require.Equal(t, "go-engineer", listed[0].Job)
+	shown := c.ok("applications", "show", listed[0].ID)
+	require.Contains(t, shown, listed[0].Email)
+	require.Contains(t, shown, "queued (0 attempts")
+	_, _, err := c.run("applications", "show", "00000000-0000-0000-0000-000000000000")
+	require.ErrorContains(t, err, "no application with id")
+
+	var audited []string
+	rows, err := pool.Query(context.Background(), `SELECT action || ' ' || target_id || ' ' || outcome FROM audit_log ORDER BY id`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var a string
+		require.NoError(t, rows.Scan(&a))
+		audited = append(audited, a)
+	}
+	require.Equal(t, []string{
+		"applications.list go-engineer ok",
+		"applications.read " + listed[0].ID + " ok",
+		"applications.read 00000000-0000-0000-0000-000000000000 error",
+	}, audited)
+}
+
+// auditedCount counts the ok audit rows of action by this operating-system
+// user (intakectl's actor).
+func auditedCount(t *testing.T, pool *pgxpool.Pool, action string) int {
+	t.Helper()
+	u, err := user.Current()
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM audit_log WHERE actor = $1 AND action = $2 AND outcome = 'ok'`, access.CLIActor(u.Username), action).Scan(&n))
+	return n
 }

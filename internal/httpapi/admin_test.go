@@ -567,3 +567,41 @@ func TestAdminJobs(t *testing.T) {
 	}
 	require.Equal(t, []string{"jobs.create data-engineer ok", "jobs.create data-engineer error", "jobs.update data-engineer ok", "jobs.update no-such-job error"}, actions)
 }
+
+// The admin view of an application shows the ledger's and the sink's state.
+func TestAdminApplicationShowsDeliveryAndAnalytics(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	slug := api.CreatePosting(t, "go-engineer")
+	res := api.Submit(t, slug, "key-1", validBody)
+	require.Equal(t, http.StatusCreated, res.Status)
+	var r receipt
+	require.NoError(t, json.Unmarshal(res.Body, &r))
+	_, err := api.Pool.Exec(t.Context(), `INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, sent_at)
+		VALUES ($1, 'sent', 2, now(), now())`, r.ID)
+	require.NoError(t, err)
+	_, err = api.Pool.Exec(t.Context(), `INSERT INTO analytics_events (event_id, kind, application_id, posting_slug, occurred_at)
+		SELECT id, kind, aggregate_id, $2, created_at FROM outbox_events WHERE aggregate_id = $1`, r.ID, slug)
+	require.NoError(t, err)
+	_, viewer := mint(t, api, access.RoleViewer)
+
+	res = as(t, api, viewer, http.MethodGet, "/api/v1/admin/applications/"+r.ID, "")
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	var rec struct {
+		ConfirmationEmail struct {
+			State    string     `json:"state"`
+			Attempts int        `json:"attempts"`
+			SentAt   *time.Time `json:"sent_at"`
+		} `json:"confirmation_email"`
+		Analytics struct {
+			Recorded   bool       `json:"recorded"`
+			RecordedAt *time.Time `json:"recorded_at"`
+		} `json:"analytics"`
+	}
+	require.NoError(t, json.Unmarshal(res.Body, &rec))
+	require.Equal(t, "sent", rec.ConfirmationEmail.State)
+	require.Equal(t, 2, rec.ConfirmationEmail.Attempts)
+	require.NotNil(t, rec.ConfirmationEmail.SentAt)
+	require.True(t, rec.Analytics.Recorded)
+	require.NotNil(t, rec.Analytics.RecordedAt)
+}
