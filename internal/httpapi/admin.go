@@ -64,11 +64,6 @@ func handleAdminApplications(store *postgres.Store, keys statustoken.Keys) echo.
 				return err
 			}
 		}
-		if job != "" {
-			if _, err := store.Posting(c.Request().Context(), job); err != nil {
-				return err
-			}
-		}
 		rows, err := store.ApplicationsPage(c.Request().Context(), callerOf(c), job, after, limit+1)
 		if err != nil {
 			return err

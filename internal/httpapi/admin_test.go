@@ -468,6 +468,10 @@ func TestAdminPaginationAttacks(t *testing.T) {
 	p = requireProblem(t, as(t, api, admin, http.MethodGet, "/api/v1/admin/applications?job=Not%20A%20Slug", ""), http.StatusBadRequest, "invalid-parameter")
 	require.Equal(t, "job", p.Errors[0].Field)
 	requireProblem(t, as(t, api, admin, http.MethodGet, "/api/v1/admin/applications?job=no-such-job", ""), http.StatusNotFound, "not-found")
+	var outcome string
+	require.NoError(t, api.Pool.QueryRow(t.Context(),
+		`SELECT outcome FROM audit_log WHERE action = 'applications.list' AND target_id = 'no-such-job'`).Scan(&outcome))
+	require.Equal(t, "error", outcome)
 	p = requireProblem(t, as(t, api, admin, http.MethodGet, "/api/v1/admin/audit?since=yesterday", ""), http.StatusBadRequest, "invalid-parameter")
 	require.Equal(t, "since", p.Errors[0].Field)
 	p = requireProblem(t, as(t, api, admin, http.MethodGet, "/api/v1/admin/audit?actor=%00", ""), http.StatusBadRequest, "invalid-parameter")

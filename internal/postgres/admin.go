@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
@@ -13,8 +14,9 @@ import (
 )
 
 // ApplicationsPage lists up to limit applications newest first, to the
-// posting slug (every posting when empty), after the key (from the start
-// when nil). The read is audited (applications.list, target the slug).
+// posting slug (every posting when empty; ErrNotFound for an unknown one),
+// after the key (from the start when nil). The read is audited
+// (applications.list, target the slug).
 func (s *Store) ApplicationsPage(ctx context.Context, c access.Caller, slug string, after *application.PageKey, limit int) ([]application.Summary, error) {
 	params := dbsqlc.ApplicationsPageParams{PostingSlug: slug, MaxRows: int32(limit)}
 	if after != nil {
@@ -26,6 +28,11 @@ func (s *Store) ApplicationsPage(ctx context.Context, c access.Caller, slug stri
 	}
 	var out []application.Summary
 	err := s.audited(ctx, c, "applications.list", "posting", func(q *dbsqlc.Queries) (string, error) {
+		if slug != "" {
+			if _, err := q.PostingGetBySlug(ctx, slug); err != nil {
+				return slug, classify(err)
+			}
+		}
 		rows, err := q.ApplicationsPage(ctx, params)
 		out = make([]application.Summary, len(rows))
 		for i, r := range rows {
@@ -100,4 +107,11 @@ func (s *Store) UpdatePosting(ctx context.Context, c access.Caller, slug string,
 		return slug, nil
 	})
 	return out, err
+}
+
+func text(p *string) pgtype.Text {
+	if p == nil {
+		return pgtype.Text{}
+	}
+	return pgtype.Text{String: *p, Valid: true}
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
@@ -103,11 +102,4 @@ func (s *Store) AuditEntries(ctx context.Context, c access.Caller, f access.Audi
 		return "", err
 	})
 	return out, err
-}
-
-func text(p *string) pgtype.Text {
-	if p == nil {
-		return pgtype.Text{}
-	}
-	return pgtype.Text{String: *p, Valid: true}
 }
