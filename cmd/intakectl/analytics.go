@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -13,7 +14,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/job"
+	"github.com/intake/intake/internal/postgres"
 )
 
 // analyticsRetryBatch is how many jobs one transaction retries: enough to
@@ -22,8 +25,9 @@ import (
 const analyticsRetryBatch = 1000
 
 // analyticsJobs replays analytics jobs once the sink works again. Replaying
-// is safe because the sink deduplicates on the event id.
-func analyticsJobs(ctx context.Context, pool *pgxpool.Pool, args []string, stdout io.Writer) error {
+// is safe because the sink deduplicates on the event id. Each job made
+// available is audited (analytics.retry) in the transaction that moves it.
+func analyticsJobs(ctx context.Context, pool *pgxpool.Pool, store *postgres.Store, caller access.Caller, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "retry" {
 		return usageError{"analytics needs a subcommand: retry"}
 	}
@@ -47,7 +51,7 @@ func analyticsJobs(ctx context.Context, pool *pgxpool.Pool, args []string, stdou
 		states = append(states, rivertype.JobStateDiscarded, rivertype.JobStateCancelled)
 	}
 	for _, state := range states {
-		n, err := retryAnalyticsJobs(ctx, client, pool, state)
+		n, err := retryAnalyticsJobs(ctx, client, pool, store, caller, state)
 		fmt.Fprintf(stdout, "%s: made %d analytics jobs available\n", state, n)
 		if err != nil {
 			return err
@@ -62,7 +66,7 @@ func analyticsJobs(ctx context.Context, pool *pgxpool.Pool, args []string, stdou
 // primary key scan where the last one stopped (a whole run reads the table
 // at most once; time order would sort what is left at every batch), and a
 // job that fails again while this runs is not picked up twice.
-func retryAnalyticsJobs(ctx context.Context, client *river.Client[pgx.Tx], pool *pgxpool.Pool, state rivertype.JobState) (int, error) {
+func retryAnalyticsJobs(ctx context.Context, client *river.Client[pgx.Tx], pool *pgxpool.Pool, store *postgres.Store, caller access.Caller, state rivertype.JobState) (int, error) {
 	params := river.NewJobListParams().
 		Queues(job.QueueAnalytics).
 		Kinds((job.AnalyticsEventArgs{}).Kind()).
@@ -89,6 +93,9 @@ func retryAnalyticsJobs(ctx context.Context, client *river.Client[pgx.Tx], pool 
 				}
 				if retried.State == rivertype.JobStateAvailable {
 					n++
+					if err := store.AuditTx(ctx, tx, caller, "analytics.retry", "river_job", strconv.FormatInt(j.ID, 10)); err != nil {
+						return err
+					}
 				}
 			}
 			return nil

@@ -81,6 +81,7 @@ func TestAnalyticsRetry(t *testing.T) {
 	var maxAttempts int
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT max_attempts FROM river_job WHERE args->>'note' = 'discarded'`).Scan(&maxAttempts))
 	require.Equal(t, 153, maxAttempts)
+	require.Equal(t, 4, auditedCount(t, pool, "analytics.retry"), "one audit row per job made available")
 
 	require.Equal(t, "retryable: made 0 analytics jobs available\n"+
 		"discarded: made 0 analytics jobs available\n"+

@@ -13,13 +13,14 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/job"
 	"github.com/intake/intake/internal/postgres"
 )
 
 // deliveries lists, acknowledges and retries failed confirmation emails.
-func deliveries(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, store *postgres.Store, args []string, stdout io.Writer) error {
+func deliveries(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, store *postgres.Store, caller access.Caller, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"deliveries needs a subcommand: list, ack or retry"}
 	}
@@ -62,7 +63,7 @@ func deliveries(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, stor
 		if err := needTargets(*all, ids); err != nil {
 			return err
 		}
-		n, err := store.AcknowledgeFailedDeliveries(ctx, ids)
+		n, err := store.AcknowledgeFailedDeliveries(ctx, caller, ids)
 		if err != nil {
 			return err
 		}
@@ -79,7 +80,7 @@ func deliveries(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, stor
 			return err
 		}
 		maxAttempts := job.RetryFromConfig(cfg).MaxAttempts()
-		requeued, err := store.RequeueFailedDeliveries(ctx, ids, func(ctx context.Context, tx pgx.Tx, appIDs []string) error {
+		requeued, err := store.RequeueFailedDeliveries(ctx, caller, ids, func(ctx context.Context, tx pgx.Tx, appIDs []string) error {
 			params := make([]river.InsertManyParams, len(appIDs))
 			for i, id := range appIDs {
 				params[i] = job.ConfirmationEmail(id, maxAttempts)

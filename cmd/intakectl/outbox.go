@@ -8,11 +8,12 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/postgres"
 )
 
 // outboxEvents lists quarantined outbox events and releases them for another try.
-func outboxEvents(ctx context.Context, store *postgres.Store, args []string, stdout io.Writer) error {
+func outboxEvents(ctx context.Context, store *postgres.Store, caller access.Caller, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"outbox needs a subcommand: list or retry"}
 	}
@@ -60,7 +61,7 @@ func outboxEvents(ctx context.Context, store *postgres.Store, args []string, std
 		if err := needEventTargets(*all, ids); err != nil {
 			return err
 		}
-		released, err := store.ReleaseQuarantined(ctx, ids)
+		released, err := store.ReleaseQuarantined(ctx, caller, ids)
 		if err != nil {
 			return err
 		}

@@ -102,6 +102,7 @@ func TestOutboxQuarantineListAndRetry(t *testing.T) {
 	require.Equal(t, "released 1 quarantined events; the relay tries them again at its next round\n", c.ok("outbox", "retry", poisoned))
 	require.Equal(t, "released 0 quarantined events; the relay tries them again at its next round\n"+
 		"1 of the given events were not quarantined (released already, or dispatched)\n", c.ok("outbox", "retry", poisoned), "retry is idempotent")
+	require.Equal(t, 1, auditedCount(t, pool, "outbox.retry"), "the release is audited, the no-op is not")
 	s, err = statusOf(t, c)
 	require.NoError(t, err, "%v", s.Stuck)
 	require.Zero(t, s.Outbox.Quarantined)

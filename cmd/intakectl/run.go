@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/logging"
@@ -38,6 +39,17 @@ commands:
                                             jobs) with their error; --all adds the oldest N waiting
   outbox retry (--all | ID...)              release quarantined events for the relay's next round
                                             (after fixing their cause)
+  tokens create --name N --role viewer|admin [--expires D]
+                                            mint an admin API token (audited); the token alone on the
+                                            last line of stdout, details on stderr; D like 720h or 30d
+  tokens list [--json]                      every token (never its text), revoked ones included
+  tokens revoke ID                          revoke a token; it fails on every API replica at once
+  audit [--since T] [--actor A] [--action X] [--target ID] [--limit N] [--json]
+                                            the audit log, newest first; T an RFC 3339 time or 24h, 7d;
+                                            --json: one object a line (at, actor, action, target, outcome)
+  applications list [--job S] [--limit N] [--json]
+                                            newest applications (audited: reads personal data)
+  applications show ID                      one application with its email and analytics state (audited)
   health URL [--timeout D]                  GET URL; exit 0 on a 2xx answer (container health checks)
   dev [--smtp-addr A] [--mailbox-addr A] [--no-sample-postings]
                                             run the whole system locally: migrate, sample postings,
@@ -85,6 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer pool.Close()
 	store := postgres.NewStore(pool)
+	caller := cliCaller(getenv)
 
 	switch args[0] {
 	case "migrate":
@@ -99,21 +112,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "schema up to date")
 		return nil
 	case "postings":
-		return postings(ctx, store, args[1:], stdout)
+		return postings(ctx, store, caller, args[1:], stdout)
 	case "status":
 		return status(ctx, store, args[1:], stdout)
 	case "deliveries":
-		return deliveries(ctx, cfg, pool, store, args[1:], stdout)
+		return deliveries(ctx, cfg, pool, store, caller, args[1:], stdout)
 	case "analytics":
-		return analyticsJobs(ctx, pool, args[1:], stdout)
+		return analyticsJobs(ctx, pool, store, caller, args[1:], stdout)
 	case "outbox":
-		return outboxEvents(ctx, store, args[1:], stdout)
+		return outboxEvents(ctx, store, caller, args[1:], stdout)
+	case "tokens":
+		return tokens(ctx, store, caller, args[1:], stdout, stderr)
+	case "audit":
+		return auditLog(ctx, store, caller, args[1:], stdout)
+	case "applications":
+		return applications(ctx, store, caller, args[1:], stdout)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}
 }
 
-func postings(ctx context.Context, store *postgres.Store, args []string, stdout io.Writer) error {
+// postings manages postings; every change is audited on behalf of caller.
+func postings(ctx context.Context, store *postgres.Store, caller access.Caller, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"postings needs a subcommand: add, close, open or list"}
 	}
@@ -134,7 +154,7 @@ func postings(ctx context.Context, store *postgres.Store, args []string, stdout 
 		if err := p.Validate(); err != nil {
 			return err
 		}
-		created, err := store.CreatePosting(ctx, p)
+		created, err := store.AddPosting(ctx, caller, p)
 		if err != nil {
 			return err
 		}
@@ -148,7 +168,7 @@ func postings(ctx context.Context, store *postgres.Store, args []string, stdout 
 		if args[0] == "open" {
 			status = application.PostingOpen
 		}
-		p, err := store.SetPostingStatus(ctx, args[1], status)
+		p, err := store.UpdatePosting(ctx, caller, args[1], application.PostingPatch{Status: &status})
 		if errors.Is(err, application.ErrNotFound) {
 			return fmt.Errorf("no posting with slug %q", args[1])
 		}

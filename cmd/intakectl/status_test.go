@@ -162,6 +162,8 @@ func TestDeliveriesFailedAckAndRetry(t *testing.T) {
 
 	// Retrying again finds nothing failed: idempotent.
 	require.Contains(t, c.ok("deliveries", "retry", "--all"), "queued 0 failed deliveries again")
+	require.Equal(t, 1, auditedCount(t, pool, "deliveries.ack"))
+	require.Equal(t, 2, auditedCount(t, pool, "deliveries.retry"), "one row per delivery queued again")
 
 	_, _, err = c.run("deliveries", "retry")
 	var usage usageError

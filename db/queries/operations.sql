@@ -36,10 +36,11 @@ FROM deliveries
 WHERE state = 'failed'
 ORDER BY last_attempt_at NULLS FIRST, application_id;
 
--- name: DeliveriesAcknowledge :execrows
+-- name: DeliveriesAcknowledge :many
 UPDATE deliveries SET acknowledged_at = now()
 WHERE state = 'failed' AND acknowledged_at IS NULL
-  AND (cardinality(@application_ids::uuid[]) = 0 OR application_id = ANY(@application_ids::uuid[]));
+  AND (cardinality(@application_ids::uuid[]) = 0 OR application_id = ANY(@application_ids::uuid[]))
+RETURNING application_id;
 
 -- name: DeliveriesRequeue :many
 -- Puts failed deliveries back to 'queued' for a retry. Only 'failed' rows

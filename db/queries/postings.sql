@@ -12,7 +12,12 @@ SELECT * FROM postings ORDER BY created_at, id;
 -- name: PostingListOpen :many
 SELECT * FROM postings WHERE status = 'open' ORDER BY created_at, id;
 
--- name: PostingSetStatus :one
-UPDATE postings SET status = @status, updated_at = now()
+-- name: PostingUpdate :one
+-- NULL leaves a field as it is.
+UPDATE postings
+SET title = coalesce(sqlc.narg(title), title),
+    description = coalesce(sqlc.narg(description), description),
+    status = coalesce(sqlc.narg(status), status),
+    updated_at = now()
 WHERE slug = @slug
 RETURNING *;

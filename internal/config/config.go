@@ -43,6 +43,9 @@ type Config struct {
 	RateLimit       float64
 	RateBurst       int
 	TrustProxy      bool
+	// AdminAuthFailures is how many failed admin authentications a client
+	// address may make per minute (0: no limit).
+	AdminAuthFailures int
 
 	SMTPHost     string
 	SMTPPort     int
@@ -98,6 +101,7 @@ var Vars = []Var{
 	{Name: "INTAKE_MAX_BODY_BYTES", Default: "65536", Help: "largest accepted request body"},
 	{Name: "INTAKE_RATE_LIMIT", Default: "5", Help: "public submits per second per client address (0 disables)"},
 	{Name: "INTAKE_RATE_BURST", Default: "20", Help: "burst allowed above INTAKE_RATE_LIMIT"},
+	{Name: "INTAKE_ADMIN_AUTH_FAILURES", Default: "10", Help: "failed admin API authentications per minute per client address (0 disables the limit)"},
 	{Name: "INTAKE_TRUST_PROXY", Default: "false", Help: "take the client address from X-Forwarded-For (only behind a proxy that sets it)"},
 	{Name: "INTAKE_SMTP_HOST", Default: "127.0.0.1", Help: "SMTP server host"},
 	{Name: "INTAKE_SMTP_PORT", Default: "1025", Help: "SMTP server port"},
@@ -153,6 +157,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RateLimit = r.float("INTAKE_RATE_LIMIT", 0, 1e6)
 	c.RateBurst = r.intIn("INTAKE_RATE_BURST", 1, 1e6)
 	c.TrustProxy = r.boolean("INTAKE_TRUST_PROXY")
+	c.AdminAuthFailures = r.intIn("INTAKE_ADMIN_AUTH_FAILURES", 0, 1e6)
 
 	c.SMTPHost = r.str("INTAKE_SMTP_HOST")
 	if c.SMTPHost == "" {
@@ -251,6 +256,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("INTAKE_RATE_LIMIT", c.RateLimit),
 		slog.Int("INTAKE_RATE_BURST", c.RateBurst),
 		slog.Bool("INTAKE_TRUST_PROXY", c.TrustProxy),
+		slog.Int("INTAKE_ADMIN_AUTH_FAILURES", c.AdminAuthFailures),
 		slog.String("INTAKE_SMTP_HOST", c.SMTPHost),
 		slog.Int("INTAKE_SMTP_PORT", c.SMTPPort),
 		slog.String("INTAKE_SMTP_TLS", c.SMTPTLS),

@@ -8,7 +8,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/postgres"
 )
 
 // problem is an RFC 9457 problem details body. Type is a stable slug that
@@ -21,6 +23,8 @@ type problem struct {
 	Errors []application.FieldError `json:"errors,omitempty"`
 
 	retryAfter int // seconds; sent as the Retry-After header when set
+	// bearer sends WWW-Authenticate: Bearer (RFC 6750) with a 401.
+	bearer bool
 }
 
 // HTTP-only errors: what can go wrong before a request reaches the domain.
@@ -39,6 +43,14 @@ type badRequestError struct {
 
 func (e *badRequestError) Error() string { return e.detail }
 
+// queryParamError is a query parameter that is malformed or out of range.
+type queryParamError struct {
+	field  string
+	detail string
+}
+
+func (e *queryParamError) Error() string { return e.field + " " + e.detail }
+
 // rateLimitedError carries how long the client should wait.
 type rateLimitedError struct{ retryAfter int }
 
@@ -54,6 +66,7 @@ func problemFor(err error) problem {
 	var (
 		verr   *application.ValidationError
 		badReq *badRequestError
+		qp     *queryParamError
 		rl     *rateLimitedError
 		he     *echo.HTTPError
 	)
@@ -67,6 +80,23 @@ func problemFor(err error) problem {
 			p.Errors = []application.FieldError{{Field: badReq.field, Message: badReq.detail}}
 		}
 		return p
+	case errors.As(err, &qp):
+		return problem{Type: "invalid-parameter", Title: "Invalid query parameter", Status: http.StatusBadRequest,
+			Detail: qp.Error(), Errors: []application.FieldError{{Field: qp.field, Message: qp.detail}}}
+	case errors.Is(err, access.ErrTokenInvalid):
+		// One answer for no token, a malformed, unknown, revoked or
+		// expired one: nothing tells an attacker which it was.
+		return problem{Type: "unauthorized", Title: "Authentication required", Status: http.StatusUnauthorized,
+			Detail: "Send a valid admin token: Authorization: Bearer intk_...", bearer: true}
+	case errors.Is(err, errForbidden):
+		return problem{Type: "forbidden", Title: "Not allowed", Status: http.StatusForbidden,
+			Detail: "This token's role does not allow this call."}
+	case errors.Is(err, access.ErrRoleTooHigh):
+		return problem{Type: "forbidden", Title: "Not allowed", Status: http.StatusForbidden,
+			Detail: "A token cannot create a token with a higher role than its own."}
+	case errors.Is(err, postgres.ErrSlugTaken):
+		return problem{Type: "slug-taken", Title: "Slug in use", Status: http.StatusConflict,
+			Detail: "Another posting has this slug."}
 	case errors.Is(err, errIdempotencyKeyInvalid):
 		return problem{Type: "idempotency-key-invalid", Title: "Missing or malformed Idempotency-Key", Status: http.StatusBadRequest,
 			Detail: err.Error()}
@@ -137,6 +167,9 @@ func errorHandler(logger *slog.Logger, employer application.Employer) echo.HTTPE
 			logger.Warn("request failed: database unavailable", "request_id", requestIDOf(c), "err", err)
 		case p.Status >= 500:
 			logger.Error("request failed", "request_id", requestIDOf(c), "err", err)
+		}
+		if p.bearer {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="intake-admin"`)
 		}
 		if p.retryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(p.retryAfter))

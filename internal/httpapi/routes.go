@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/intake/intake/internal/access"
 )
 
 // addRoutes is the whole HTTP surface of intake-api.
@@ -40,6 +42,21 @@ func addRoutes(e *echo.Echo, d Deps) {
 	api.Match(getHead, "/jobs/:slug", handleGetJob(d.Store))
 	api.POST("/jobs/:slug/applications", handleSubmit(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
 	api.Match(getHead, "/applications/:id/status", handleStatus(d.Store, d.Config.StatusTokens))
+
+	// Admin API: every route authenticates by bearer token (adminAuth) and
+	// names the role it needs and the action it is audited as (allow).
+	admin := api.Group("/admin", adminAuth(d.Store, newFailureLimiter(d.Config.AdminAuthFailures), d.Logger))
+	need := func(role access.Role, action string) echo.MiddlewareFunc {
+		return allow(d.Store, role, action, d.Logger)
+	}
+	admin.Match(getHead, "/applications", handleAdminApplications(d.Store, d.Config.StatusTokens), need(access.RoleViewer, "applications.list"))
+	admin.Match(getHead, "/applications/:id", handleAdminApplication(d.Store), need(access.RoleViewer, "applications.read"))
+	admin.POST("/jobs", handleCreateJob(d.Store, d.Config.MaxBodyBytes), need(access.RoleAdmin, "jobs.create"))
+	admin.PATCH("/jobs/:slug", handlePatchJob(d.Store, d.Config.MaxBodyBytes), need(access.RoleAdmin, "jobs.update"))
+	admin.Match(getHead, "/tokens", handleListTokens(d.Store), need(access.RoleAdmin, "tokens.list"))
+	admin.POST("/tokens", handleCreateToken(d.Store, d.Config.MaxBodyBytes, d.Now), need(access.RoleAdmin, "tokens.create"))
+	admin.DELETE("/tokens/:id", handleRevokeToken(d.Store), need(access.RoleAdmin, "tokens.revoke"))
+	admin.Match(getHead, "/audit", handleAudit(d.Store, d.Config.StatusTokens), need(access.RoleAdmin, "audit.list"))
 }
 
 var getHead = []string{http.MethodGet, http.MethodHead}

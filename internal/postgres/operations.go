@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/intake/intake/db"
+	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/postgres/dbsqlc"
 )
 
@@ -130,29 +131,49 @@ func (s *Store) FailedDeliveries(ctx context.Context) ([]FailedDelivery, error) 
 }
 
 // AcknowledgeFailedDeliveries marks failed deliveries as looked at (all of
-// them when ids is empty), so intakectl status stops reporting them.
-func (s *Store) AcknowledgeFailedDeliveries(ctx context.Context, ids []string) (int64, error) {
+// them when ids is empty), so intakectl status stops reporting them. Each
+// acknowledgement is audited (deliveries.ack) in the same transaction.
+func (s *Store) AcknowledgeFailedDeliveries(ctx context.Context, c access.Caller, ids []string) (int64, error) {
 	uuids, err := parseUUIDs(ids)
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.q.DeliveriesAcknowledge(ctx, uuids)
-	return n, classify(err)
+	var n int64
+	err = s.withTx(ctx, func(q *dbsqlc.Queries) error {
+		acked, err := q.DeliveriesAcknowledge(ctx, uuids)
+		n = int64(len(acked))
+		return auditEach(ctx, q, c, "deliveries.ack", "application", acked, err)
+	})
+	return n, err
+}
+
+// auditEach records action as done on each of ids, after err (the
+// change's) is nil.
+func auditEach(ctx context.Context, q *dbsqlc.Queries, c access.Caller, action, targetType string, ids []uuid.UUID, err error) error {
+	for _, id := range ids {
+		if err != nil {
+			return err
+		}
+		err = insertAudit(ctx, q, c, action, targetType, id.String(), access.OutcomeOK)
+	}
+	return err
 }
 
 // RequeueFailedDeliveries puts failed deliveries (all of them when ids is
 // empty) back to 'queued' and, in the SAME transaction, has enqueue insert
 // their email jobs. Deliveries that were sent are not touched, and the
 // email worker skips any that turn out sent, so nobody is mailed twice.
-func (s *Store) RequeueFailedDeliveries(ctx context.Context, ids []string, enqueue func(ctx context.Context, tx pgx.Tx, applicationIDs []string) error) ([]string, error) {
+// Each retry is audited (deliveries.retry) in the same transaction.
+func (s *Store) RequeueFailedDeliveries(ctx context.Context, c access.Caller, ids []string, enqueue func(ctx context.Context, tx pgx.Tx, applicationIDs []string) error) ([]string, error) {
 	uuids, err := parseUUIDs(ids)
 	if err != nil {
 		return nil, err
 	}
 	var requeued []string
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := s.q.WithTx(tx).DeliveriesRequeue(ctx, uuids)
-		if err != nil || len(rows) == 0 {
+		q := s.q.WithTx(tx)
+		rows, err := q.DeliveriesRequeue(ctx, uuids)
+		if err = auditEach(ctx, q, c, "deliveries.retry", "application", rows, err); err != nil || len(rows) == 0 {
 			return err
 		}
 		requeued = make([]string, len(rows))

@@ -57,15 +57,6 @@ func (s *Store) Postings(ctx context.Context) ([]application.Posting, error) {
 	return toPostings(rows), nil
 }
 
-// SetPostingStatus opens or closes a posting.
-func (s *Store) SetPostingStatus(ctx context.Context, slug string, status application.PostingStatus) (application.Posting, error) {
-	row, err := s.q.PostingSetStatus(ctx, dbsqlc.PostingSetStatusParams{Slug: slug, Status: string(status)})
-	if err != nil {
-		return application.Posting{}, classify(err)
-	}
-	return toPosting(row), nil
-}
-
 func toPosting(r dbsqlc.Posting) application.Posting {
 	return application.Posting{
 		ID:          r.ID,

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/intake/intake/internal/access"
 )
 
 // QuarantinedEvent is an outbox event the relay set aside because it could
@@ -74,8 +76,9 @@ func (s *Store) OutboxEvents(ctx context.Context, waiting int) ([]QuarantinedEve
 // quarantined event when ids is empty), so the next relay round claims them
 // again, and returns the events it released. An id that names no event is
 // an error and releases nothing; an event that is not quarantined (already
-// released, or dispatched) is left alone, so a retry can be repeated.
-func (s *Store) ReleaseQuarantined(ctx context.Context, ids []string) ([]string, error) {
+// released, or dispatched) is left alone, so a retry can be repeated. Each
+// release is audited (outbox.retry) in the same transaction, on behalf of c.
+func (s *Store) ReleaseQuarantined(ctx context.Context, c access.Caller, ids []string) ([]string, error) {
 	uuids := make([]uuid.UUID, len(ids))
 	for i, id := range ids {
 		u, err := uuid.Parse(id)
@@ -113,6 +116,9 @@ func (s *Store) ReleaseQuarantined(ctx context.Context, ids []string) ([]string,
 		released = make([]string, len(rows))
 		for i, id := range rows {
 			released[i] = id.String()
+			if err := insertAudit(ctx, q, c, "outbox.retry", "event", released[i], access.OutcomeOK); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/postgres"
 	"github.com/intake/intake/internal/postgres/dbsqlc"
@@ -88,6 +89,7 @@ func TestClaimReadsOnlyTheUndispatchedIndex(t *testing.T) {
 func TestReleaseQuarantined(t *testing.T) {
 	t.Parallel()
 	pool, _, store := quarantineSetup(t, 4)
+	operator := access.Caller{Actor: access.CLIActor("test")}
 	rows, err := pool.Query(t.Context(), `SELECT id::text FROM outbox_events ORDER BY created_at, id`)
 	require.NoError(t, err)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -116,20 +118,20 @@ func TestReleaseQuarantined(t *testing.T) {
 
 	// An unknown id releases nothing, not even the known ones beside it.
 	unknown := uuid.NewString()
-	_, err = store.ReleaseQuarantined(t.Context(), []string{ids[0], unknown})
+	_, err = store.ReleaseQuarantined(t.Context(), operator, []string{ids[0], unknown})
 	require.EqualError(t, err, "no outbox event with id "+unknown)
-	_, err = store.ReleaseQuarantined(t.Context(), []string{"nope"})
+	_, err = store.ReleaseQuarantined(t.Context(), operator, []string{"nope"})
 	require.EqualError(t, err, `"nope" is not an event id`)
 	require.EqualValues(t, 3, quarantined())
 
-	released, err := store.ReleaseQuarantined(t.Context(), []string{ids[0], ids[3]})
+	released, err := store.ReleaseQuarantined(t.Context(), operator, []string{ids[0], ids[3]})
 	require.NoError(t, err)
 	require.Equal(t, []string{ids[0]}, released, "only the quarantined one of the two is released")
-	released, err = store.ReleaseQuarantined(t.Context(), []string{ids[0]})
+	released, err = store.ReleaseQuarantined(t.Context(), operator, []string{ids[0]})
 	require.NoError(t, err)
 	require.Empty(t, released, "releasing again is a no-op")
 
-	released, err = store.ReleaseQuarantined(t.Context(), nil)
+	released, err = store.ReleaseQuarantined(t.Context(), operator, nil)
 	require.NoError(t, err)
 	require.ElementsMatch(t, ids[1:3], released, "no ids: every quarantined event")
 	require.Zero(t, quarantined())

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/postgres"
 	"github.com/intake/intake/internal/testkit"
@@ -288,7 +289,8 @@ func TestSubmitRefuses(t *testing.T) {
 		{
 			name: "closed posting",
 			before: func(t *testing.T, b *submitBundle) {
-				_, err := b.store.SetPostingStatus(t.Context(), b.slug, application.PostingClosed)
+				closed := application.PostingClosed
+				_, err := b.store.UpdatePosting(t.Context(), access.Caller{Actor: access.ActorSystem}, b.slug, application.PostingPatch{Status: &closed})
 				require.NoError(t, err)
 			},
 			want:   application.ErrPostingClosed,

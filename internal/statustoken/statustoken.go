@@ -23,8 +23,9 @@ const tokenBytes = 16
 // Labels separate what is derived from the same secret: a status token can
 // never be used as a CSRF token, nor the other way round.
 const (
-	label     = "intake status token v1\x00"
-	csrfLabel = "intake csrf token v1\x00"
+	label       = "intake status token v1\x00"
+	csrfLabel   = "intake csrf token v1\x00"
+	cursorLabel = "intake admin cursor v1\x00"
 )
 
 // ParseSecret decodes a secret as INTAKE_STATUS_SECRET gives it:
@@ -152,6 +153,23 @@ func (k Keys) VerifyCSRF(session, token string) bool {
 	ok := hmac.Equal([]byte(token), []byte(mac(k.mustCurrent(), csrfLabel, session)))
 	if k.previous != nil {
 		ok = hmac.Equal([]byte(token), []byte(mac(k.previous, csrfLabel, session))) || ok
+	}
+	return ok
+}
+
+// CursorMAC signs an admin page cursor: msg holds the cursor's position
+// and the filters it was made under, so a cursor altered, cut short or
+// replayed under other filters does not verify.
+func (k Keys) CursorMAC(msg string) string {
+	return mac(k.mustCurrent(), cursorLabel, msg)
+}
+
+// VerifyCursor reports whether tag is msg's cursor MAC under the current or
+// the previous secret, in constant time.
+func (k Keys) VerifyCursor(msg, tag string) bool {
+	ok := hmac.Equal([]byte(tag), []byte(mac(k.mustCurrent(), cursorLabel, msg)))
+	if k.previous != nil {
+		ok = hmac.Equal([]byte(tag), []byte(mac(k.previous, cursorLabel, msg))) || ok
 	}
 	return ok
 }

@@ -164,3 +164,20 @@ func TestKeysPrintNoSecret(t *testing.T) {
 		require.NotContains(t, fmt.Sprintf(verb, held), "secret-bytes", verb)
 	}
 }
+
+func TestCursorMAC(t *testing.T) {
+	t.Parallel()
+	old, err := statustoken.NewKeys([]byte(strings.Repeat("o", 32)), nil)
+	require.NoError(t, err)
+	keys, err := statustoken.NewKeys([]byte(strings.Repeat("n", 32)), []byte(strings.Repeat("o", 32)))
+	require.NoError(t, err)
+
+	tag := keys.CursorMAC("applications\x00go-engineer\x00a1 1 x")
+	require.True(t, keys.VerifyCursor("applications\x00go-engineer\x00a1 1 x", tag))
+	require.False(t, keys.VerifyCursor("applications\x00rust-engineer\x00a1 1 x", tag))
+	require.False(t, keys.VerifyCursor("applications\x00go-engineer\x00a1 1 x", tag[:len(tag)-1]))
+	// Labelled apart from the other tokens derived from the same secret.
+	require.NotEqual(t, keys.CSRFToken("applications\x00go-engineer\x00a1 1 x"), tag)
+	// A cursor made before a rotation keeps working while the old secret is the previous one.
+	require.True(t, keys.VerifyCursor("audit\x00u1 5", old.CursorMAC("audit\x00u1 5")))
+}

@@ -39,7 +39,8 @@ type APIOpts struct {
 	// DBURL is the database to use; a fresh migrated one when empty.
 	DBURL string
 	// Configure edits the configuration after the defaults are loaded.
-	// Rate limiting starts disabled; a test that wants it sets it here.
+	// Rate limiting (submits and failed admin authentications) starts
+	// disabled; a test that wants it sets it here.
 	Configure func(*config.Config)
 	// InjectsFaults says the test breaks the server on purpose (a failing
 	// trigger), so a 500 is what it expects; any other test fails on one.
@@ -83,6 +84,7 @@ func StartAPI(tb testing.TB, opts *APIOpts) *API {
 	cfg := DefaultConfig(tb)
 	cfg.DatabaseURL = dbURL
 	cfg.RateLimit = 0
+	cfg.AdminAuthFailures = 0
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}

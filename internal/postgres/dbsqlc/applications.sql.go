@@ -10,7 +10,65 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+const applicationAdminGet = `-- name: ApplicationAdminGet :one
+SELECT a.id, p.slug AS posting_slug, a.full_name, a.email, a.phone, a.cover_letter, a.links, a.received_at,
+       coalesce(d.state, 'queued')::text AS delivery_state,
+       coalesce(d.attempts, 0)::integer AS delivery_attempts,
+       d.last_attempt_at, d.sent_at, d.last_error_class, d.last_smtp_code,
+       ae.recorded_at AS analytics_recorded_at
+FROM applications a
+JOIN postings p ON p.id = a.posting_id
+LEFT JOIN deliveries d ON d.application_id = a.id
+LEFT JOIN outbox_events e ON e.aggregate_id = a.id AND e.kind = 'application.submitted'
+LEFT JOIN analytics_events ae ON ae.event_id = e.id
+WHERE a.id = $1
+`
+
+type ApplicationAdminGetRow struct {
+	ID                  uuid.UUID
+	PostingSlug         string
+	FullName            string
+	Email               string
+	Phone               pgtype.Text
+	CoverLetter         pgtype.Text
+	Links               []string
+	ReceivedAt          time.Time
+	DeliveryState       string
+	DeliveryAttempts    int32
+	LastAttemptAt       *time.Time
+	SentAt              *time.Time
+	LastErrorClass      pgtype.Text
+	LastSmtpCode        pgtype.Int2
+	AnalyticsRecordedAt *time.Time
+}
+
+// Everything an admin may read about one application: the applicant's
+// data, the confirmation email's ledger row, and whether analytics has it.
+func (q *Queries) ApplicationAdminGet(ctx context.Context, id uuid.UUID) (ApplicationAdminGetRow, error) {
+	row := q.db.QueryRow(ctx, applicationAdminGet, id)
+	var i ApplicationAdminGetRow
+	err := row.Scan(
+		&i.ID,
+		&i.PostingSlug,
+		&i.FullName,
+		&i.Email,
+		&i.Phone,
+		&i.CoverLetter,
+		&i.Links,
+		&i.ReceivedAt,
+		&i.DeliveryState,
+		&i.DeliveryAttempts,
+		&i.LastAttemptAt,
+		&i.SentAt,
+		&i.LastErrorClass,
+		&i.LastSmtpCode,
+		&i.AnalyticsRecordedAt,
+	)
+	return i, err
+}
 
 const applicationStatusGet = `-- name: ApplicationStatusGet :one
 SELECT a.id, a.received_at,
@@ -42,4 +100,64 @@ func (q *Queries) ApplicationStatusGet(ctx context.Context, id uuid.UUID) (Appli
 		&i.LastAttemptAt,
 	)
 	return i, err
+}
+
+const applicationsPage = `-- name: ApplicationsPage :many
+SELECT a.id, p.slug AS posting_slug, a.full_name, a.email, a.received_at
+FROM applications a
+JOIN postings p ON p.id = a.posting_id
+WHERE ($1::text = '' OR p.slug = $1::text)
+  AND (NOT $2::boolean OR (a.received_at, a.id) < ($3::timestamptz, $4::uuid))
+ORDER BY a.received_at DESC, a.id DESC
+LIMIT $5
+`
+
+type ApplicationsPageParams struct {
+	PostingSlug     string
+	After           bool
+	AfterReceivedAt time.Time
+	AfterID         uuid.UUID
+	MaxRows         int32
+}
+
+type ApplicationsPageRow struct {
+	ID          uuid.UUID
+	PostingSlug string
+	FullName    string
+	Email       string
+	ReceivedAt  time.Time
+}
+
+// Newest first by (received_at, id), after the cursor's row; posting_slug
+// empty lists every posting.
+func (q *Queries) ApplicationsPage(ctx context.Context, arg ApplicationsPageParams) ([]ApplicationsPageRow, error) {
+	rows, err := q.db.Query(ctx, applicationsPage,
+		arg.PostingSlug,
+		arg.After,
+		arg.AfterReceivedAt,
+		arg.AfterID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ApplicationsPageRow{}
+	for rows.Next() {
+		var i ApplicationsPageRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.PostingSlug,
+			&i.FullName,
+			&i.Email,
+			&i.ReceivedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -11,6 +11,18 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type AdminToken struct {
+	ID         uuid.UUID
+	Name       string
+	Role       string
+	TokenHash  []byte
+	CreatedBy  string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
 type AnalyticsEvent struct {
 	EventID       uuid.UUID
 	Kind          string
@@ -30,6 +42,17 @@ type Application struct {
 	CoverLetter     pgtype.Text
 	Links           []string
 	ReceivedAt      time.Time
+}
+
+type AuditLog struct {
+	ID         int64
+	At         time.Time
+	Actor      string
+	Action     string
+	TargetType string
+	TargetID   string
+	Outcome    string
+	RequestID  string
 }
 
 type Delivery struct {

@@ -13,18 +13,31 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const deliveriesAcknowledge = `-- name: DeliveriesAcknowledge :execrows
+const deliveriesAcknowledge = `-- name: DeliveriesAcknowledge :many
 UPDATE deliveries SET acknowledged_at = now()
 WHERE state = 'failed' AND acknowledged_at IS NULL
   AND (cardinality($1::uuid[]) = 0 OR application_id = ANY($1::uuid[]))
+RETURNING application_id
 `
 
-func (q *Queries) DeliveriesAcknowledge(ctx context.Context, applicationIds []uuid.UUID) (int64, error) {
-	result, err := q.db.Exec(ctx, deliveriesAcknowledge, applicationIds)
+func (q *Queries) DeliveriesAcknowledge(ctx context.Context, applicationIds []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, deliveriesAcknowledge, applicationIds)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var application_id uuid.UUID
+		if err := rows.Scan(&application_id); err != nil {
+			return nil, err
+		}
+		items = append(items, application_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const deliveriesFailed = `-- name: DeliveriesFailed :many

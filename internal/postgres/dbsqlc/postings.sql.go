@@ -7,6 +7,8 @@ package dbsqlc
 
 import (
 	"context"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const postingGetBySlug = `-- name: PostingGetBySlug :one
@@ -119,19 +121,31 @@ func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
 	return items, nil
 }
 
-const postingSetStatus = `-- name: PostingSetStatus :one
-UPDATE postings SET status = $1, updated_at = now()
-WHERE slug = $2
+const postingUpdate = `-- name: PostingUpdate :one
+UPDATE postings
+SET title = coalesce($1, title),
+    description = coalesce($2, description),
+    status = coalesce($3, status),
+    updated_at = now()
+WHERE slug = $4
 RETURNING id, slug, title, description, status, created_at, updated_at
 `
 
-type PostingSetStatusParams struct {
-	Status string
-	Slug   string
+type PostingUpdateParams struct {
+	Title       pgtype.Text
+	Description pgtype.Text
+	Status      pgtype.Text
+	Slug        string
 }
 
-func (q *Queries) PostingSetStatus(ctx context.Context, arg PostingSetStatusParams) (Posting, error) {
-	row := q.db.QueryRow(ctx, postingSetStatus, arg.Status, arg.Slug)
+// NULL leaves a field as it is.
+func (q *Queries) PostingUpdate(ctx context.Context, arg PostingUpdateParams) (Posting, error) {
+	row := q.db.QueryRow(ctx, postingUpdate,
+		arg.Title,
+		arg.Description,
+		arg.Status,
+		arg.Slug,
+	)
 	var i Posting
 	err := row.Scan(
 		&i.ID,

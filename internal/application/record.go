@@ -1,0 +1,80 @@
+package application
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Summary is one line of the admin list of applications.
+type Summary struct {
+	ID          string    `json:"id"`
+	PostingSlug string    `json:"job"`
+	FullName    string    `json:"full_name"`
+	Email       string    `json:"email"`
+	ReceivedAt  time.Time `json:"received_at"`
+}
+
+// PageKey is where a page of applications, newest first, continues: after
+// the application received at ReceivedAt with ID (ties on the time are
+// broken by the id, so the order is total and stable under inserts).
+type PageKey struct {
+	ReceivedAt time.Time
+	ID         string
+}
+
+// Record is everything an admin may read about one application: what the
+// applicant sent, the confirmation email's ledger row and whether the
+// analytics sink has recorded its event.
+type Record struct {
+	ID          string
+	PostingSlug string
+	Applicant   Applicant
+	ReceivedAt  time.Time
+	Email       EmailStatus
+	// EmailSentAt, EmailErrorClass and EmailSMTPCode come from the ledger;
+	// zero when it has none.
+	EmailSentAt     *time.Time
+	EmailErrorClass string
+	EmailSMTPCode   int
+	// AnalyticsRecordedAt is nil while the default (Postgres) sink has no
+	// record of the application's event.
+	AnalyticsRecordedAt *time.Time
+}
+
+// PostingPatch changes some of a posting's fields; nil leaves one as it is.
+type PostingPatch struct {
+	Title       *string
+	Description *string
+	Status      *PostingStatus
+}
+
+// Validate checks the patch by the rules NewPosting.Validate applies to the
+// same fields, and that it changes something.
+func (p *PostingPatch) Validate() error {
+	var v ValidationError
+	if p.Title == nil && p.Description == nil && p.Status == nil {
+		v.add("title", "give at least one of title, description and status")
+	}
+	if p.Title != nil {
+		t := strings.TrimSpace(*p.Title)
+		p.Title = &t
+		switch n := utf8.RuneCountInString(t); {
+		case n == 0:
+			v.add("title", "must not be empty")
+		case n > MaxTitleLen:
+			v.add("title", "must be at most 200 characters")
+		}
+	}
+	if p.Description != nil {
+		d := strings.TrimSpace(*p.Description)
+		p.Description = &d
+		if utf8.RuneCountInString(d) > MaxDescriptionLen {
+			v.add("description", "must be at most 20000 characters")
+		}
+	}
+	if p.Status != nil && *p.Status != PostingOpen && *p.Status != PostingClosed {
+		v.add("status", `must be "open" or "closed"`)
+	}
+	return v.err()
+}

@@ -1,0 +1,117 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/intake/intake/internal/access"
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/postgres/dbsqlc"
+)
+
+// ApplicationsPage lists up to limit applications newest first, to the
+// posting slug (every posting when empty; ErrNotFound for an unknown one),
+// after the key (from the start when nil). The read is audited
+// (applications.list, target the slug).
+func (s *Store) ApplicationsPage(ctx context.Context, c access.Caller, slug string, after *application.PageKey, limit int) ([]application.Summary, error) {
+	params := dbsqlc.ApplicationsPageParams{PostingSlug: slug, MaxRows: int32(limit)}
+	if after != nil {
+		id, err := uuid.Parse(after.ID)
+		if err != nil {
+			return nil, err
+		}
+		params.After, params.AfterReceivedAt, params.AfterID = true, after.ReceivedAt, id
+	}
+	var out []application.Summary
+	err := s.audited(ctx, c, "applications.list", "posting", func(q *dbsqlc.Queries) (string, error) {
+		if slug != "" {
+			if _, err := q.PostingGetBySlug(ctx, slug); err != nil {
+				return slug, classify(err)
+			}
+		}
+		rows, err := q.ApplicationsPage(ctx, params)
+		out = make([]application.Summary, len(rows))
+		for i, r := range rows {
+			out[i] = application.Summary{ID: r.ID.String(), PostingSlug: r.PostingSlug, FullName: r.FullName, Email: r.Email, ReceivedAt: r.ReceivedAt}
+		}
+		return slug, err
+	})
+	return out, err
+}
+
+// ApplicationRecord reads one application for an admin; the read of
+// personal data is audited (applications.read, target the id), an unknown
+// id too (outcome error).
+func (s *Store) ApplicationRecord(ctx context.Context, c access.Caller, id string) (application.Record, error) {
+	appID, err := uuid.Parse(id)
+	if err != nil {
+		return application.Record{}, application.ErrNotFound
+	}
+	var rec application.Record
+	err = s.audited(ctx, c, "applications.read", "application", func(q *dbsqlc.Queries) (string, error) {
+		r, err := q.ApplicationAdminGet(ctx, appID)
+		if err != nil {
+			return id, classify(err)
+		}
+		rec = application.Record{
+			ID: r.ID.String(), PostingSlug: r.PostingSlug, ReceivedAt: r.ReceivedAt,
+			Applicant: application.Applicant{FullName: r.FullName, Email: r.Email, Phone: r.Phone.String,
+				CoverLetter: r.CoverLetter.String, Links: r.Links},
+			Email: application.EmailStatus{State: application.EmailState(r.DeliveryState), Attempts: int(r.DeliveryAttempts),
+				LastAttemptAt: r.LastAttemptAt},
+			EmailSentAt: r.SentAt, EmailErrorClass: r.LastErrorClass.String, EmailSMTPCode: int(r.LastSmtpCode.Int16),
+			AnalyticsRecordedAt: r.AnalyticsRecordedAt,
+		}
+		return id, nil
+	})
+	return rec, err
+}
+
+// AddPosting creates an open posting on behalf of c (audited as
+// jobs.create, target the slug).
+func (s *Store) AddPosting(ctx context.Context, c access.Caller, p application.NewPosting) (application.Posting, error) {
+	var out application.Posting
+	err := s.audited(ctx, c, "jobs.create", "posting", func(q *dbsqlc.Queries) (string, error) {
+		row, err := q.PostingInsert(ctx, dbsqlc.PostingInsertParams{Slug: p.Slug, Title: p.Title, Description: p.Description})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			return p.Slug, ErrSlugTaken
+		}
+		if err != nil {
+			return p.Slug, err
+		}
+		out = toPosting(row)
+		return p.Slug, nil
+	})
+	return out, err
+}
+
+// UpdatePosting changes the posting's fields that patch sets, on behalf of
+// c (audited as jobs.update, target the slug).
+func (s *Store) UpdatePosting(ctx context.Context, c access.Caller, slug string, patch application.PostingPatch) (application.Posting, error) {
+	var out application.Posting
+	err := s.audited(ctx, c, "jobs.update", "posting", func(q *dbsqlc.Queries) (string, error) {
+		params := dbsqlc.PostingUpdateParams{Slug: slug, Title: text(patch.Title), Description: text(patch.Description)}
+		if patch.Status != nil {
+			params.Status = text((*string)(patch.Status))
+		}
+		row, err := q.PostingUpdate(ctx, params)
+		if err != nil {
+			return slug, classify(err)
+		}
+		out = toPosting(row)
+		return slug, nil
+	})
+	return out, err
+}
+
+func text(p *string) pgtype.Text {
+	if p == nil {
+		return pgtype.Text{}
+	}
+	return pgtype.Text{String: *p, Valid: true}
+}
