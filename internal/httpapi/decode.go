@@ -52,7 +52,7 @@ func decodeObject(body []byte, dst any) error {
 	}
 	keys := json.NewDecoder(bytes.NewReader(body))
 	keys.UseNumber()
-	if err := checkKeys(keys, reflect.TypeOf(dst), ""); err != nil && !errors.Is(err, errMalformed) {
+	if err := checkKeys(keys, reflect.TypeOf(dst), "", 0); err != nil && !errors.Is(err, errMalformed) {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -70,16 +70,26 @@ func decodeObject(body []byte, dst any) error {
 // reports with its position.
 var errMalformed = errors.New("malformed JSON")
 
+// maxDepth is the deepest nesting of arrays and objects a body may have.
+// No body the API takes nests more than a few levels; a limit keeps a body
+// of 65,000 "[" (or millions, with a larger INTAKE_MAX_BODY_BYTES) from
+// recursing into a huge stack or a fatal stack overflow.
+const maxDepth = 32
+
 // checkKeys reads one JSON value from dec and refuses a repeated key in any
 // object, and a key that is not exactly one of t's JSON field names where t
-// is a struct. path names the value's place for the error ("answers.").
-func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+// is a struct, and nesting deeper than maxDepth. path names the value's
+// place for the error ("answers.").
+func checkKeys(dec *json.Decoder, t reflect.Type, path string, depth int) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	tok, err := dec.Token()
 	if err != nil {
 		return errMalformed
+	}
+	if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') && depth >= maxDepth {
+		return &badRequestError{detail: fmt.Sprintf("the JSON nests deeper than %d levels", maxDepth)}
 	}
 	switch tok {
 	case json.Delim('{'):
@@ -109,7 +119,7 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 			case t != nil && t.Kind() == reflect.Map:
 				child = t.Elem()
 			}
-			if err := checkKeys(dec, child, path+key+"."); err != nil {
+			if err := checkKeys(dec, child, path+key+".", depth+1); err != nil {
 				return err
 			}
 		}
@@ -122,7 +132,7 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 			elem = t.Elem()
 		}
 		for dec.More() {
-			if err := checkKeys(dec, elem, path); err != nil {
+			if err := checkKeys(dec, elem, path, depth+1); err != nil {
 				return err
 			}
 		}

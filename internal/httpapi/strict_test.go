@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -100,5 +101,22 @@ func TestHeadWhereverGet(t *testing.T) {
 		for _, h := range []string{"Content-Type", "Cache-Control", "Content-Security-Policy", "X-Content-Type-Options"} {
 			require.Equal(t, get.Header.Get(h), head.Header.Get(h), "HEAD %s: %s", path, h)
 		}
+	}
+}
+
+// Nesting is bounded before anything recurses into it: a body of nothing
+// but "[" is a 400, not a huge stack (or, with a big body limit, a fatal
+// stack overflow no recover can catch).
+func TestSubmitRefusesDeepNesting(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	slug := api.CreatePosting(t, "go-engineer")
+	for name, body := range map[string]string{
+		"65,000 arrays": `{"links":` + strings.Repeat("[", 65000),
+		"33 objects":    `{"full_name":"A","email":"a@x.io","links":` + strings.Repeat(`{"a":`, 33) + "1" + strings.Repeat("}", 33) + "}",
+	} {
+		res := api.Submit(t, slug, "deep-"+name, body)
+		p := requireProblem(t, res, http.StatusBadRequest, "invalid-json")
+		require.Contains(t, p.Detail, "nests deeper", name)
 	}
 }

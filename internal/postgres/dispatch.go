@@ -178,9 +178,14 @@ func enqueueEach(ctx context.Context, tx pgx.Tx, events []claimed, enqueue Enque
 		}
 		rejected = append(rejected, poisoned{c.row, short("jobs: " + insertErr.Error())})
 	}
-	if len(ok) == 0 && len(rejected) > 1 {
-		// The same refusal for every event says more about the system
-		// (a River configuration, a trigger) than about the events.
+	if len(ok) == 0 {
+		// No event of the round could be inserted: that says more about
+		// the system (a River configuration, a trigger, a schema out of
+		// step with a deploy) than about the events, even when the round
+		// holds one event, as it does at low traffic. Nothing is set
+		// aside; the round fails and is tried again. A poison event whose
+		// insert fails stays first in line and is quarantined in the first
+		// round where another event gets through.
 		return nil, nil, fmt.Errorf("enqueue jobs: every event's insert failed: %w", first)
 	}
 	return ok, rejected, nil
