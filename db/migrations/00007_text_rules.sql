@@ -1,16 +1,19 @@
 -- +goose Up
 
 -- The database refuses what the API's field rules refuse (internal/
--- application), as a backstop for any other writer: no format character
--- (zero-width, bidi mark, override, embedding, isolate, byte-order mark,
--- soft hyphen, word joiner, tag) in a single-line field, no direction
+-- application), as a backstop for any other writer: none of the worst
+-- format characters (zero-width space, bidi mark, override, embedding,
+-- isolate, byte-order mark, soft hyphen, word joiner, tag) nor a line or
+-- paragraph separator in a single-line field (the joiners U+200C and
+-- U+200D are left to the application, which allows them only between
+-- letters of scripts spelled with them), no direction
 -- override, embedding or isolate in the cover letter, no user name or
 -- password in a link. NOT VALID: enforced on every row written from now on,
 -- without failing the migration over rows stored before the rules.
 -- +goose StatementBegin
 CREATE FUNCTION intake_plain_line(s text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN s !~ '[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f]';
+RETURN s !~ '[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f]';
 -- +goose StatementEnd
 
 -- +goose StatementBegin

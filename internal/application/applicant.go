@@ -188,16 +188,46 @@ func plainText(s string, multiline bool) bool {
 	return true
 }
 
-const noInvisible = "must not contain invisible or text-direction characters (zero-width, bidi control, soft hyphen)"
+const noInvisible = "must not contain invisible, line-breaking or text-direction characters (zero-width space, bidi control, soft hyphen, line separator)"
 
 // hasInvisible reports whether s holds a format character (Unicode Cf: the
-// zero-width space and joiners, bidi marks, overrides, embeddings and
-// isolates, the byte-order mark, the soft hyphen, word joiners, tags):
-// characters that show as nothing or reorder what is shown. Single-line
-// fields refuse them all.
+// zero-width space, bidi marks, overrides, embeddings and isolates, the
+// byte-order mark, the soft hyphen, word joiners, tags) or a line or
+// paragraph separator: characters that show as nothing, reorder what is
+// shown, or break a line that must stay one. Single-line fields refuse
+// them all, but for the zero-width joiner and non-joiner between two
+// letters of a script whose spelling needs them (a Persian "حسین‌زاده", a
+// Sinhala "ශ්‍රී"); between Latin letters they only hide a difference.
 func hasInvisible(s string) bool {
-	for _, r := range s {
-		if unicode.Is(unicode.Cf, r) {
+	runes := []rune(s)
+	for i, r := range runes {
+		switch {
+		case r == '\u200c' || r == '\u200d':
+			if i == 0 || i == len(runes)-1 || !joinerScript(runes[i-1], runes[i+1]) {
+				return true
+			}
+		case unicode.Is(unicode.Cf, r), unicode.Is(unicode.Zl, r), unicode.Is(unicode.Zp, r):
+			return true
+		}
+	}
+	return false
+}
+
+// joinerScripts are the scripts whose words are spelled with the
+// zero-width joiner or non-joiner (RFC 5892's CONTEXTJ cases, in spirit:
+// after a virama, or between joining letters).
+var joinerScripts = []*unicode.RangeTable{
+	unicode.Arabic, unicode.Syriac, unicode.Nko, unicode.Mongolian,
+	unicode.Devanagari, unicode.Bengali, unicode.Gurmukhi, unicode.Gujarati, unicode.Oriya,
+	unicode.Tamil, unicode.Telugu, unicode.Kannada, unicode.Malayalam, unicode.Sinhala,
+	unicode.Myanmar, unicode.Khmer,
+}
+
+// joinerScript reports whether before and after are both of one of the
+// joinerScripts.
+func joinerScript(before, after rune) bool {
+	for _, script := range joinerScripts {
+		if unicode.Is(script, before) && unicode.Is(script, after) {
 			return true
 		}
 	}
@@ -219,12 +249,13 @@ func hasDirectionOverride(s string) bool {
 }
 
 // visible reports whether s has a character that shows: not a space, not a
-// format character, not one of the blank letters (Hangul fillers, the
-// braille blank) that fonts draw as nothing.
+// format character, not a combining mark with nothing to combine with (a
+// variation selector, the grapheme joiner), not one of the blank letters
+// (Hangul fillers, the braille blank) that fonts draw as nothing.
 func visible(s string) bool {
 	for _, r := range s {
 		switch {
-		case unicode.IsSpace(r), unicode.Is(unicode.Cf, r):
+		case unicode.IsSpace(r), unicode.Is(unicode.Cf, r), unicode.Is(unicode.Mn, r), unicode.Is(unicode.Me, r):
 		case r == '\u115f', r == '\u1160', r == '\u3164', r == '\uffa0', r == '\u2800':
 		default:
 			return true

@@ -30,6 +30,10 @@ func TestApplicantRefusesInvisibleAndBidiCharacters(t *testing.T) {
 		{"name with a soft hyphen", func(a *application.Applicant) { a.FullName = "An\u00adn" }, "full_name"},
 		{"name with a left-to-right mark", func(a *application.Applicant) { a.FullName = "Ann\u200e" }, "full_name"},
 		{"name with an Arabic letter mark", func(a *application.Applicant) { a.FullName = "Ann\u061c" }, "full_name"},
+		{"name with a zero-width joiner between Latin letters", func(a *application.Applicant) { a.FullName = "An\u200dn" }, "full_name"},
+		{"name with a trailing non-joiner", func(a *application.Applicant) { a.FullName = "حسین\u200c" }, "full_name"},
+		{"name with a line separator", func(a *application.Applicant) { a.FullName = "Ada\u2028Evil" }, "full_name"},
+		{"name only a variation selector and a grapheme joiner", func(a *application.Applicant) { a.FullName = "\ufe0f\u034f" }, "full_name"},
 		{"email with a zero-width joiner", func(a *application.Applicant) { a.Email = "ann\u200d@example.com" }, "email"},
 		{"phone with a zero-width space", func(a *application.Applicant) { a.Phone = "+44\u200b20 7946 0958" }, "phone"},
 		{"link with an override", func(a *application.Applicant) { a.Links = []string{"https://example.com/\u202egnp.exe"} }, "links[0]"},
@@ -56,6 +60,11 @@ func TestApplicantKeepsRealText(t *testing.T) {
 		func(a *application.Applicant) { a.FullName = "José Ñúñez-O'Brien" },
 		func(a *application.Applicant) { a.FullName = "محمد علي" },
 		func(a *application.Applicant) { a.FullName = "王小明" },
+		// Persian spells this surname with a zero-width non-joiner, Sinhala
+		// "Sri" with a zero-width joiner after the virama.
+		func(a *application.Applicant) { a.FullName = "حسین\u200cزاده" },
+		func(a *application.Applicant) { a.FullName = "ශ්\u200dරී Perera" },
+		func(a *application.Applicant) { a.FullName = "राम\u200dकुमार" },
 		// Persian text needs the zero-width non-joiner, emoji the joiner,
 		// mixed-direction text the marks: in the cover letter they stay.
 		func(a *application.Applicant) {

@@ -29,12 +29,15 @@ var csrfSession = regexp.MustCompile(`^[A-Z2-7]{26}$`)
 //     says so, or, from a browser that sends none, Origin names another
 //     host than the request's (or the public URL's), or
 //   - it has neither, and its Referer names another host, or
-//   - its token is not the signature of its cookie's session: a cookie and
-//     token pair an attacker made up, or a cookie planted from a sibling
-//     subdomain or over plain HTTP, does not verify.
+//   - its token (from the body, never the URL) is not the signature of its
+//     cookie's session: a cookie and token pair an attacker made up does
+//     not verify.
 //
 // Behind https the cookie is __Host-intake_csrf (Secure, host-only, path
-// /), which no subdomain and no plain-HTTP page can set.
+// /), which no subdomain and no plain-HTTP page can set or overwrite. Over
+// plain http a neighbour that can set cookies for us can plant a cookie
+// with a pair it fetched from us honestly; there the origin checks are
+// what stop its post (a deployment serves the public site over https).
 func csrf(cfg config.Config) echo.MiddlewareFunc {
 	secure := cfg.PublicURL.Scheme == "https"
 	crossOrigin := http.NewCrossOriginProtection()
@@ -67,7 +70,7 @@ func csrf(cfg config.Config) echo.MiddlewareFunc {
 				return next(c)
 			}
 			if issued || crossOrigin.Check(c.Request()) != nil || !sameSiteReferer(c.Request(), cfg.PublicURL) ||
-				!keys.VerifyCSRF(session, c.FormValue("csrf_token")) {
+				!keys.VerifyCSRF(session, c.Request().PostFormValue("csrf_token")) {
 				return errCSRF
 			}
 			return next(c)

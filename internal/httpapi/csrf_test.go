@@ -104,3 +104,37 @@ func withToken(hidden url.Values, token string) url.Values {
 	}
 	return v
 }
+
+// The form is read from its body alone, once: a field in the URL's query
+// string fills in nothing, a field sent twice is refused, and neither the
+// token nor the key is taken from the URL (where proxies log them).
+func TestApplyFormReadsTheBodyOnly(t *testing.T) {
+	t.Parallel()
+	api, b := pagesSetup(t)
+	page := b.get("/jobs/go-engineer")
+	require.Equal(t, "no-store", page.Header.Get("Cache-Control"), "the form's token and key are nobody else's")
+	hidden := formFields(t, page.Body)
+
+	noEmail := fillIn(hidden, "Ada Lovelace", "")
+	noEmail.Del("email")
+	req, err := http.NewRequest(http.MethodPost, api.URL+"/jobs/go-engineer/apply?email=fromquery%40x.io",
+		strings.NewReader(noEmail.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res := b.do(req)
+	require.Equal(t, http.StatusUnprocessableEntity, res.Status, "the query string's email is not read")
+
+	twice := fillIn(hidden, "Ada Lovelace", "first@x.io")
+	twice.Add("email", "second@x.io")
+	require.Equal(t, http.StatusBadRequest, b.post("/jobs/go-engineer/apply", twice).Status)
+
+	tokenInURL := fillIn(hidden, "Ada Lovelace", "ada@example.com")
+	token := tokenInURL.Get("csrf_token")
+	tokenInURL.Del("csrf_token")
+	req, err = http.NewRequest(http.MethodPost, api.URL+"/jobs/go-engineer/apply?csrf_token="+url.QueryEscape(token),
+		strings.NewReader(tokenInURL.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	require.Equal(t, http.StatusForbidden, b.do(req).Status, "a token in the URL is not read")
+	require.Zero(t, api.Count(t, "applications"))
+}

@@ -125,6 +125,9 @@ func handlePostingPage(store *postgres.Store, employer application.Employer) ech
 		if p.Status != application.PostingOpen {
 			return render(c, http.StatusGone, "message", closedView(p, employer))
 		}
+		// The form carries a CSRF token and an idempotency key of its own:
+		// no cache may hand them to anyone else.
+		c.Response().Header().Set("Cache-Control", "no-store")
 		return render(c, http.StatusOK, "posting", postingView{
 			pageBase:       pageBase{Title: p.Title, Employer: employer},
 			Posting:        p,
@@ -149,19 +152,24 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 		if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationForm {
 			return errUnsupportedMediaType
 		}
-		values := formValues{
-			FullName:    c.FormValue("full_name"),
-			Email:       c.FormValue("email"),
-			Phone:       c.FormValue("phone"),
-			CoverLetter: textareaValue(c, "cover_letter"),
-			Links:       textareaValue(c, "links"),
+		form, err := postedForm(c, "full_name", "email", "phone", "cover_letter", "links", "idempotency_key")
+		if err != nil {
+			return err
 		}
+		values := formValues{
+			FullName:    form["full_name"],
+			Email:       form["email"],
+			Phone:       form["phone"],
+			CoverLetter: textareaValue(form["cover_letter"]),
+			Links:       textareaValue(form["links"]),
+		}
+		c.Response().Header().Set("Cache-Control", "no-store") // the form carries its CSRF token and key
 		view := postingView{
 			pageBase:       pageBase{Title: p.Title, Employer: cfg.Employer},
 			Posting:        p,
 			Values:         values,
 			CSRF:           csrfToken(c),
-			IdempotencyKey: c.FormValue("idempotency_key"),
+			IdempotencyKey: form["idempotency_key"],
 		}
 		if !application.ValidIdempotencyKey(view.IdempotencyKey) {
 			view.IdempotencyKey = uuid.NewString()
@@ -311,8 +319,30 @@ func formErrors(v *application.ValidationError) []formError {
 // against maxlength and the JSON API receives LF: without this, a cover
 // letter that fits the page's maxlength fails the length check, and the form
 // stores different text from the API.
-func textareaValue(c echo.Context, name string) string {
-	return strings.ReplaceAll(c.FormValue(name), "\r\n", "\n")
+func textareaValue(v string) string {
+	return strings.ReplaceAll(v, "\r\n", "\n")
+}
+
+// postedForm reads the named fields from the form's body only (echo's
+// FormValue also takes the URL's query string, so "?email=" would fill in
+// a field the body left out), and refuses a field sent twice: the form is
+// read one way, as the JSON API is.
+func postedForm(c echo.Context, names ...string) (map[string]string, error) {
+	r := c.Request()
+	if err := r.ParseForm(); err != nil {
+		return nil, &badRequestError{detail: "could not read the form"}
+	}
+	out := make(map[string]string, len(names))
+	for _, name := range names {
+		switch vs := r.PostForm[name]; len(vs) {
+		case 0:
+		case 1:
+			out[name] = vs[0]
+		default:
+			return nil, &badRequestError{field: name, detail: "repeated field"}
+		}
+	}
+	return out, nil
 }
 
 // splitLines reads the links box: one URL per line, blank lines ignored.

@@ -285,9 +285,10 @@ func TestSchemaChecks(t *testing.T) {
 		{"full_name with a right-to-left override", func(s completeSubmission) { s.application["full_name"] = "Ann \u202efdp.exe" }, "applications_full_name_plain"},
 		{"full_name with a soft hyphen", func(s completeSubmission) { s.application["full_name"] = "An\u00adn" }, "applications_full_name_plain"},
 		{"full_name with a tag character", func(s completeSubmission) { s.application["full_name"] = "Ann\U000e0041" }, "applications_full_name_plain"},
-		{"email with a zero-width joiner", func(s completeSubmission) {
-			s.application["email"], s.application["email_normalized"] = "a\u200d@example.com", "a\u200d@example.com"
+		{"email with a zero-width space", func(s completeSubmission) {
+			s.application["email"], s.application["email_normalized"] = "a\u200b@example.com", "a\u200b@example.com"
 		}, "applications_email_plain"},
+		{"full_name with a line separator", func(s completeSubmission) { s.application["full_name"] = "Ada\u2028Evil" }, "applications_full_name_plain"},
 		{"phone with a byte-order mark", func(s completeSubmission) { s.application["phone"] = "\ufeff+44 20 7946 0958" }, "applications_phone_plain"},
 		{"link with an isolate", func(s completeSubmission) { s.application["links"] = []string{"https://example.com/\u2066x"} }, "applications_links_plain"},
 		{"link with a password", func(s completeSubmission) { s.application["links"] = []string{"https://ann:pw@example.com/"} }, "applications_links_plain"},

@@ -42,6 +42,7 @@ type Application struct {
 	CoverLetter     pgtype.Text
 	Links           []string
 	ReceivedAt      time.Time
+	StatusTokenHash []byte
 }
 
 type AuditLog struct {
