@@ -57,6 +57,8 @@ type Deps struct {
 	// PublicURL and StatusTokens make the confirmation email's status link.
 	PublicURL    *url.URL
 	StatusTokens statustoken.Keys
+	// Metrics, when set, counts sends, analytics records and rescues.
+	Metrics *Metrics
 }
 
 // NewClient returns a River client that works both queues. Start it to
@@ -71,11 +73,17 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		StatusTokens: d.StatusTokens,
 		Lease:        s.JobTimeout + s.RecordTimeout,
 		RecordWithin: s.RecordTimeout,
+		Metrics:      d.Metrics,
 	})
-	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry})
+	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry, Metrics: d.Metrics})
 	river.AddWorker(workers, &AbandonedDeliveriesWorker{Store: d.Store, Logger: d.Logger})
+	var middleware []rivertype.Middleware
+	if d.Metrics != nil {
+		middleware = append(middleware, &rescueCounter{metrics: d.Metrics})
+	}
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
-		ID: s.ClientID,
+		ID:         s.ClientID,
+		Middleware: middleware,
 		Queues: map[string]river.QueueConfig{
 			QueueEmail:     {MaxWorkers: s.EmailConcurrency},
 			QueueAnalytics: {MaxWorkers: s.AnalyticsConcurrency},
