@@ -75,6 +75,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		postgres.PoolCollector(pool),
 		postgres.NewGauges(store, postgres.GaugesOpts{Logger: logger}),
+		ops.ReadyGauge(migrator.Ready, 5*time.Second),
 	)
 	handler := httpapi.NewServer(httpapi.Deps{
 		Config:  cfg,

@@ -133,17 +133,19 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 
 	// Ops listener.
+	ready := func(ctx context.Context) error {
+		if err := relay.Stalled(time.Now()); err != nil {
+			return err
+		}
+		return migrator.Ready(ctx)
+	}
+	registry.MustRegister(ops.ReadyGauge(ready, 5*time.Second))
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
 		return fmt.Errorf("listen on INTAKE_OPS_ADDR: %w", err)
 	}
 	opsServer := &http.Server{
-		Handler: ops.Handler(func(ctx context.Context) error {
-			if err := relay.Stalled(time.Now()); err != nil {
-				return err
-			}
-			return migrator.Ready(ctx)
-		}, func(ctx context.Context) (int64, error) {
+		Handler: ops.Handler(ready, func(ctx context.Context) (int64, error) {
 			q, err := store.Quarantine(ctx)
 			return q.Events, err
 		}, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})),

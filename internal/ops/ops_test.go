@@ -7,8 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/ops"
@@ -105,4 +108,24 @@ func TestMetrics(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestReadyGauge(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	var fail atomic.Bool
+	g := ops.ReadyGauge(func(context.Context) error {
+		calls.Add(1)
+		if fail.Load() {
+			return errors.New("down")
+		}
+		return nil
+	}, time.Hour)
+	require.Equal(t, 1.0, testutil.ToFloat64(g))
+	fail.Store(true)
+	require.Equal(t, 1.0, testutil.ToFloat64(g), "cached until maxAge")
+	require.Equal(t, int32(1), calls.Load())
+
+	g = ops.ReadyGauge(func(context.Context) error { return errors.New("down") }, 0)
+	require.Equal(t, 0.0, testutil.ToFloat64(g))
 }
