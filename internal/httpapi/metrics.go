@@ -68,9 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // countRequests observes every request once its status is final (it wraps
-// accessLog, which renders errors). routes holds the registered route
-// patterns (filled once addRoutes is done): for an unknown path echo
-// reports the nearest wildcard ("/*", "/api/v1/*"), which is no route.
+// accessLog, which renders errors); routes is as for routeOf.
 func countRequests(m *Metrics, routes map[string]bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if m == nil {
@@ -79,10 +77,7 @@ func countRequests(m *Metrics, routes map[string]bool) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			err := next(c)
-			route := c.Path()
-			if !routes[route] {
-				route = "unmatched"
-			}
+			route := routeOf(c, routes)
 			method := metricMethod(c.Request().Method)
 			m.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
 			m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())

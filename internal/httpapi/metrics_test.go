@@ -87,6 +87,9 @@ func TestRequestsCountedByRoutePattern(t *testing.T) {
 	require.Equal(t, 1.0, metricValue(t, text, `intake_http_request_duration_seconds_count{method="POST",route="/api/v1/jobs/:slug/applications"}`))
 	require.Equal(t, 1.0, metricValue(t, text, `intake_http_requests_total{code="404",method="other",route="unmatched"}`))
 	require.NotContains(t, text, "BREW")
+	// The access log names routes the same way.
+	require.Contains(t, api.Logs.String(), `"route":"unmatched","status":404`)
+	require.NotContains(t, api.Logs.String(), `"route":"/*"`)
 	require.NotContains(t, text, "no-such-job")
 
 	// Nothing the applicant sent, in a body or a path, is in any label.

@@ -8,7 +8,8 @@ import (
 
 // addRoutes is the whole HTTP surface of intake-api.
 func addRoutes(e *echo.Echo, d Deps) {
-	// The patterns of the routes added below, for the metrics' route label.
+	// The patterns of the routes added below, for the route in the access
+	// log and the metrics (routeOf).
 	// Groups with middleware add their own not-found routes ("/*"), which
 	// are not routes a request can be said to have matched.
 	routes := map[string]bool{}
@@ -22,7 +23,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 	e.Use(
 		requestID(),
 		countRequests(d.Metrics, routes),
-		accessLog(d.Logger),
+		accessLog(d.Logger, routes),
 		recoverPanics(d.Logger),
 		securityHeaders(),
 		pathParams(),
