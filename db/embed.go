@@ -26,3 +26,15 @@ var DeliveriesAbandon string
 //
 //go:embed river/analytics_last_error.sql
 var RiverAnalyticsLastError string
+
+// RiverMetricsJobs counts River's live jobs by kind and state, each state
+// capped ($1), for the worker's metrics.
+//
+//go:embed river/metrics_jobs.sql
+var RiverMetricsJobs string
+
+// RiverMetricsOldest reads how long each queue's next job has waited ($1:
+// the queues), for the worker's metrics.
+//
+//go:embed river/metrics_oldest.sql
+var RiverMetricsOldest string

@@ -30,11 +30,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/intake/intake/internal/config"
+	"github.com/intake/intake/internal/testkit"
 )
 
-// The loader must not leave goroutines behind.
+// The loader must not leave goroutines behind; the binaries built for the
+// end-to-end test are removed after the tests.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { testkit.RemoveBinaries() }))
 }
 
 // The three services that run the Intake image, and the program each runs.

@@ -10,10 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/httpapi"
 	"github.com/intake/intake/internal/logging"
 	"github.com/intake/intake/internal/migrate"
+	"github.com/intake/intake/internal/ops"
 	"github.com/intake/intake/internal/postgres"
 )
 
@@ -61,13 +66,47 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	wg.Go(func() { waker.Run(wakerCtx) })
 	defer func() { stopWaker(); wg.Wait() }()
 
+	// Metrics: requests and submits, pool statistics, and the outbox
+	// backlog, which the API reports too so that "outbox stuck" fires when
+	// no worker is left to report it.
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		postgres.PoolCollector(pool),
+		postgres.NewGauges(store, postgres.GaugesOpts{Logger: logger}),
+		ops.ReadyGauge(migrator.Ready, 5*time.Second),
+	)
 	handler := httpapi.NewServer(httpapi.Deps{
-		Config: cfg,
-		Store:  store,
-		Waker:  waker,
-		Ready:  migrator.Ready,
-		Logger: logger,
+		Config:  cfg,
+		Store:   store,
+		Waker:   waker,
+		Ready:   migrator.Ready,
+		Logger:  logger,
+		Metrics: httpapi.NewMetrics(registry),
 	})
+
+	// Ops listener: health, readiness and metrics on a private address,
+	// never on the public one.
+	opsLn, err := net.Listen("tcp", cfg.APIOpsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on INTAKE_API_OPS_ADDR: %w", err)
+	}
+	opsServer := &http.Server{
+		Handler:           ops.Handler(migrator.Ready, nil, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() {
+		if err := opsServer.Serve(opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("ops listener failed", "err", err)
+		}
+	}()
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = opsServer.Shutdown(closeCtx)
+	}()
+	logger.Info("ops listening", "addr", opsLn.Addr().String())
 
 	// Server.
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

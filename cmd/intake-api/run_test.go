@@ -191,6 +191,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	p := start(t, map[string]string{
 		"DATABASE_URL":         dbURL,
 		"INTAKE_HTTP_ADDR":     "127.0.0.1:0",
+		"INTAKE_API_OPS_ADDR":  "127.0.0.1:0",
 		"INTAKE_PUBLIC_URL":    publicURL,
 		"INTAKE_STATUS_SECRET": testkit.StatusSecret,
 	})
@@ -278,6 +279,7 @@ func TestRunRefusesWithoutStatusSecret(t *testing.T) {
 		env := map[string]string{
 			"DATABASE_URL":         "postgres://postgres@127.0.0.1:1/never?sslmode=disable",
 			"INTAKE_HTTP_ADDR":     "127.0.0.1:0",
+			"INTAKE_API_OPS_ADDR":  "127.0.0.1:0",
 			"INTAKE_STATUS_SECRET": value,
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -302,9 +304,10 @@ func TestRunRefusesBadConfig(t *testing.T) {
 
 	stdout := &testkit.Buffer{}
 	env := map[string]string{
-		"DATABASE_URL":     "postgres://postgres@127.0.0.1:1/never?sslmode=disable",
-		"INTAKE_HTTP_ADDR": addr,
-		"INTAKE_SMTP_TLS":  "bogus",
+		"DATABASE_URL":        "postgres://postgres@127.0.0.1:1/never?sslmode=disable",
+		"INTAKE_HTTP_ADDR":    addr,
+		"INTAKE_API_OPS_ADDR": "127.0.0.1:0",
+		"INTAKE_SMTP_TLS":     "bogus",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -326,6 +329,7 @@ func TestRunFinishesInFlightRequestOnShutdown(t *testing.T) {
 	p := start(t, map[string]string{
 		"DATABASE_URL":            dbURL,
 		"INTAKE_HTTP_ADDR":        "127.0.0.1:0",
+		"INTAKE_API_OPS_ADDR":     "127.0.0.1:0",
 		"INTAKE_PUBLIC_URL":       publicURL,
 		"INTAKE_STATUS_SECRET":    testkit.StatusSecret,
 		"INTAKE_IDEMPOTENCY_WAIT": "1m", // the request waits on our lock as long as it takes

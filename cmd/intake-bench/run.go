@@ -181,7 +181,7 @@ func (b *bench) next() int64 { return b.seq.Add(1) }
 // level stays info (the default): the harness waits for the binaries'
 // "listening" and "working" lines.
 var controlled = []string{
-	"DATABASE_URL", "INTAKE_HTTP_ADDR", "INTAKE_OPS_ADDR", "INTAKE_RATE_LIMIT", "INTAKE_LOG_LEVEL",
+	"DATABASE_URL", "INTAKE_HTTP_ADDR", "INTAKE_OPS_ADDR", "INTAKE_API_OPS_ADDR", "INTAKE_RATE_LIMIT", "INTAKE_LOG_LEVEL",
 	"INTAKE_SMTP_HOST", "INTAKE_SMTP_PORT", "INTAKE_SMTP_TLS", "INTAKE_SMTP_USERNAME", "INTAKE_SMTP_PASSWORD",
 	"INTAKE_ANALYTICS_SINK", "INTAKE_ANALYTICS_URL",
 }
@@ -191,6 +191,7 @@ func (b *bench) childEnv() []string {
 		"DATABASE_URL=" + b.dbURL,
 		"INTAKE_HTTP_ADDR=127.0.0.1:0",
 		"INTAKE_OPS_ADDR=127.0.0.1:0",
+		"INTAKE_API_OPS_ADDR=127.0.0.1:0",
 		"INTAKE_RATE_LIMIT=0",
 		"INTAKE_LOG_LEVEL=info",
 	}

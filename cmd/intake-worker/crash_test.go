@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -88,11 +91,20 @@ func TestWorkerSIGKILLMidBatch(t *testing.T) {
 	inFlight := countWhere(t, pool, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND state = 'running'`)
 
 	second := testkit.StartProcess(t, bin, processEnv(dbURL, mailSrv))
+	secondOps := second.WaitLog(t, "ops listening", 20*time.Second)["addr"].(string)
 	second.WaitLog(t, "working", 20*time.Second)
 	waitFor(t, 2*time.Minute, "every confirmation sent", func() bool {
 		return countWhere(t, pool, `SELECT count(*) FROM deliveries WHERE state = 'sent'`) == n
 	})
 	drain := time.Since(killedAt)
+	// Every job the kill left running was rescued and run again by the
+	// second worker, which counted each.
+	resp, err := http.Get("http://" + secondOps + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Contains(t, string(metrics), fmt.Sprintf("intake_job_rescues_total{kind=\"confirmation_email\"} %d\n", inFlight))
 
 	counts := mailSrv.CountByMessageID()
 	want := expectedMessageIDs(t, pool)

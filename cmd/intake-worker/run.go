@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 
 	"github.com/intake/intake/internal/analytics"
@@ -79,11 +82,29 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if cfg.AnalyticsSink == "http" {
 		sink = analytics.NewHTTPSink(cfg.AnalyticsURL.String(), cfg.JobTimeout/2)
 	}
+	// Metrics: counted as things happen (job.Metrics), states and
+	// backlogs from a cached snapshot (postgres.Gauges), pool statistics.
+	registry := prometheus.NewRegistry()
+	metrics := job.NewMetrics(registry)
+	registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		postgres.PoolCollector(pool),
+		postgres.NewGauges(store, postgres.GaugesOpts{
+			Work: true,
+			Kinds: []string{job.ConfirmationEmailArgs{}.Kind(), job.AnalyticsEventArgs{}.Kind(),
+				job.AbandonedDeliveriesArgs{}.Kind()},
+			Queues: []string{job.QueueEmail, job.QueueAnalytics, job.QueueMaintenance},
+			Logger: logger,
+		}),
+	)
+
 	retry := job.RetryFromConfig(cfg)
 	self := workerIdentity()
 	riverClient, err := job.NewClient(pool, job.Deps{
 		Store: store, Sender: sender, Sink: sink, Logger: logger,
 		PublicURL: cfg.PublicURL, StatusTokens: cfg.StatusTokens, Employer: cfg.Employer,
+		Metrics: metrics,
 	}, job.Settings{
 		ClientID:             self.ID,
 		EmailConcurrency:     cfg.EmailConcurrency,
@@ -105,26 +126,29 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Batch:        cfg.RelayBatch,
 		PollInterval: cfg.RelayPollInterval,
 		MaxAttempts:  retry.MaxAttempts(),
+		Metrics:      metrics,
 		Listen: func(ctx context.Context, wake func()) {
 			postgres.Listen(ctx, cfg.DatabaseURL, postgres.OutboxChannel, logger, wake)
 		},
 	}
 
 	// Ops listener.
+	ready := func(ctx context.Context) error {
+		if err := relay.Stalled(time.Now()); err != nil {
+			return err
+		}
+		return migrator.Ready(ctx)
+	}
+	registry.MustRegister(ops.ReadyGauge(ready, 5*time.Second))
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
 		return fmt.Errorf("listen on INTAKE_OPS_ADDR: %w", err)
 	}
 	opsServer := &http.Server{
-		Handler: ops.Handler(func(ctx context.Context) error {
-			if err := relay.Stalled(time.Now()); err != nil {
-				return err
-			}
-			return migrator.Ready(ctx)
-		}, func(ctx context.Context) (int64, error) {
+		Handler: ops.Handler(ready, func(ctx context.Context) (int64, error) {
 			q, err := store.Quarantine(ctx)
 			return q.Events, err
-		}),
+		}, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {
@@ -143,7 +167,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	wg.Go(func() { relay.Run(relayCtx) })
 	heartbeatCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
 	var heartbeatDone sync.WaitGroup
-	heartbeatDone.Go(func() { heartbeat(heartbeatCtx, store, self, logger) })
+	heartbeatDone.Go(func() { heartbeat(heartbeatCtx, store, self, metrics, logger) })
 	logger.Info("working", "worker_id", self.ID, "retry_max_attempts", retry.MaxAttempts())
 
 	<-ctx.Done()
@@ -170,12 +194,16 @@ func workerIdentity() postgres.Worker {
 }
 
 // heartbeat tells intakectl status this worker is alive, every 5 s.
-func heartbeat(ctx context.Context, store *postgres.Store, self postgres.Worker, logger *slog.Logger) {
+func heartbeat(ctx context.Context, store *postgres.Store, self postgres.Worker, metrics *job.Metrics, logger *slog.Logger) {
 	ticker := time.NewTicker(5 * time.Second)
 	defer ticker.Stop()
 	for {
 		beatCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := store.WorkerHeartbeat(beatCtx, self); err != nil && ctx.Err() == nil {
+		err := store.WorkerHeartbeat(beatCtx, self)
+		switch {
+		case err == nil:
+			metrics.Heartbeat(time.Now())
+		case ctx.Err() == nil:
 			logger.Warn("heartbeat not recorded", "err", err)
 		}
 		cancel()

@@ -85,6 +85,10 @@ func dev(ctx context.Context, cfg config.Config, statusSecret string, args []str
 	if err != nil {
 		return err
 	}
+	apiOpsAddr, err := freeAddr("INTAKE_API_OPS_ADDR", cfg.APIOpsAddr)
+	if err != nil {
+		return err
+	}
 	con := &console{w: stdout}
 
 	catcher, err := devmail.Start(&devmail.Opts{
@@ -109,7 +113,7 @@ func dev(ctx context.Context, cfg config.Config, statusSecret string, args []str
 		return unlessInterrupted(ctx, err)
 	}
 
-	env, publicURL := childEnvironment(cfg, statusSecret, apiAddr, opsAddr, catcher.SMTPAddr())
+	env, publicURL := childEnvironment(cfg, statusSecret, apiAddr, opsAddr, apiOpsAddr, catcher.SMTPAddr())
 	procs := startChildren(ctx, con, bins, env, cfg.ShutdownTimeout+5*time.Second)
 	stop := func() {
 		con.printf("stopping (a second Ctrl-C kills at once)")
@@ -338,12 +342,13 @@ func freeAddr(name, a string) (addr, error) {
 // childEnvironment is the children's environment: dev's own, pointed at
 // the database dev migrated, the addresses it checked, the catcher and the
 // status secret. It also returns the public URL the API will use.
-func childEnvironment(cfg config.Config, statusSecret string, api, ops addr, smtpAddr *net.TCPAddr) (env []string, publicURL string) {
+func childEnvironment(cfg config.Config, statusSecret string, api, ops, apiOps addr, smtpAddr *net.TCPAddr) (env []string, publicURL string) {
 	set := map[string]string{
 		"DATABASE_URL":         cfg.DatabaseURL,
 		"INTAKE_STATUS_SECRET": statusSecret,
 		"INTAKE_HTTP_ADDR":     api.listen,
 		"INTAKE_OPS_ADDR":      ops.listen,
+		"INTAKE_API_OPS_ADDR":  apiOps.listen,
 		"INTAKE_SMTP_HOST":     smtpAddr.IP.String(),
 		"INTAKE_SMTP_PORT":     strconv.Itoa(smtpAddr.Port),
 		"INTAKE_SMTP_TLS":      "none",

@@ -36,6 +36,7 @@ func TestDev(t *testing.T) {
 		"DATABASE_URL":            testkit.NewDB(t),
 		"INTAKE_HTTP_ADDR":        httpAddr,
 		"INTAKE_OPS_ADDR":         opsAddr,
+		"INTAKE_API_OPS_ADDR":     freeLoopback(t),
 		"INTAKE_SHUTDOWN_TIMEOUT": "5s",
 	})
 	apiURL, mailboxURL := "http://"+httpAddr, "http://"+mailboxAddr
@@ -133,6 +134,7 @@ func TestDevPortTaken(t *testing.T) {
 	}{
 		{"api", map[string]string{"INTAKE_HTTP_ADDR": taken}, nil, "INTAKE_HTTP_ADDR " + taken + " is not available"},
 		{"ops", map[string]string{"INTAKE_OPS_ADDR": taken}, nil, "INTAKE_OPS_ADDR " + taken + " is not available"},
+		{"api ops", map[string]string{"INTAKE_API_OPS_ADDR": taken}, nil, "INTAKE_API_OPS_ADDR " + taken + " is not available"},
 		{"smtp", nil, []string{"--smtp-addr", taken}, "choose other ports with --smtp-addr and --mailbox-addr"},
 		{"mailbox", nil, []string{"--mailbox-addr", taken}, "choose other ports with --smtp-addr and --mailbox-addr"},
 	}
@@ -142,6 +144,7 @@ func TestDevPortTaken(t *testing.T) {
 			c := newCtl(t, "postgres://postgres@127.0.0.1:1/never-used?sslmode=disable")
 			c.env["INTAKE_HTTP_ADDR"] = freeLoopback(t)
 			c.env["INTAKE_OPS_ADDR"] = freeLoopback(t)
+			c.env["INTAKE_API_OPS_ADDR"] = freeLoopback(t)
 			maps.Copy(c.env, tt.env)
 			args := []string{"dev", "--smtp-addr", freeLoopback(t), "--mailbox-addr", freeLoopback(t)}
 			out, _, err := c.run(append(args, tt.args...)...)

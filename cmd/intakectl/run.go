@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -54,7 +55,8 @@ commands:
   dev [--smtp-addr A] [--mailbox-addr A] [--no-sample-postings]
                                             run the whole system locally: migrate, sample postings,
                                             a mail catcher with a mailbox page, intake-api and
-                                            intake-worker (restarted if they die) until Ctrl-C`
+                                            intake-worker (restarted if they die) until Ctrl-C
+  help                                      this text (so do -h and --help after any command)`
 
 // usageError is a mistake in the command line; main exits 2 with it.
 type usageError struct{ msg string }
@@ -66,6 +68,11 @@ func (e usageError) Error() string { return e.msg + "\n\n" + usage }
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"no command"}
+	}
+	// Help needs no configuration: a new user asks before having one.
+	if args[0] == "help" || slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+		fmt.Fprintln(stdout, usage)
+		return nil
 	}
 	if args[0] == "health" { // needs no configuration and no database
 		return health(ctx, args[1:])

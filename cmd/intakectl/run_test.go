@@ -69,6 +69,7 @@ func TestMigrate(t *testing.T) {
 	require.Equal(t, "schema up to date\n", out)
 	require.Contains(t, logs, "applied River migration")
 	require.Contains(t, logs, "applied Intake migration")
+	require.NotContains(t, logs, "rivermigrate", "River's own lines repeat Intake's, in another shape")
 
 	// Idempotent: a second run succeeds and applies nothing.
 	out, logs, err = c.run("migrate")
@@ -216,4 +217,17 @@ func TestMissingStatusSecret(t *testing.T) {
 	require.ErrorContains(t, err, "INTAKE_STATUS_SECRET is required")
 	require.Empty(t, out)
 	require.Empty(t, logs)
+}
+
+// help, --help and -h print the usage on standard output and succeed, with
+// or without a configuration (a new user has none yet).
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"status", "--help"}, {"postings", "add", "-h"}} {
+		var out, logs bytes.Buffer
+		err := run(context.Background(), args, func(string) string { return "" }, &out, &logs)
+		require.NoError(t, err, "%v", args)
+		require.True(t, strings.HasPrefix(out.String(), "usage: intakectl <command> [flags]"), "%v: %s", args, out.String())
+		require.Empty(t, logs.String(), "%v", args)
+	}
 }

@@ -28,7 +28,9 @@ func status(ctx context.Context, store *postgres.Store, args []string, stdout io
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
 	stuckAfter := fs.Duration("stuck-after", time.Minute, "work waiting longer than this is stuck")
-	seenWithin := fs.Duration("seen-within", time.Minute, "a worker counts as running if it reported within this")
+	// Workers report every 5 s: three missed heartbeats mean the worker is
+	// gone, whatever its row still says.
+	seenWithin := fs.Duration("seen-within", 15*time.Second, "a worker counts as running if it reported within this")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}

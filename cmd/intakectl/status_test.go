@@ -252,3 +252,24 @@ func TestStatusAnalyticsOutageIsNotStuck(t *testing.T) {
 	require.Contains(t, text, "ANALYTICS  2 jobs retrying, last error: analytics endpoint answered 503")
 	require.Contains(t, text, "STATUS  OK")
 }
+
+// A worker's heartbeat comes every 5 s: one last seen 48 s ago is gone
+// (SIGKILLed, its host lost), not running.
+func TestStatusWorkerSeenLongAgoIsNotRunning(t *testing.T) {
+	t.Parallel()
+	c, pool, _ := statusSetup(t)
+	testkit.Seed(t, pool, "go-engineer", 1)
+	mustExec(t, pool, `INSERT INTO worker_heartbeats VALUES ('w1', 'host', 42, now() - interval '1 hour', now() - interval '48 seconds')`)
+
+	s, err := statusOf(t, c)
+	var stuck stuckError
+	require.ErrorAs(t, err, &stuck)
+	require.Empty(t, s.Workers)
+	require.Contains(t, s.Stuck[0], "no worker reported in the last 15s and work is waiting")
+	out, _, _ := c.run("status")
+	require.Regexp(t, `(?m)^WORKERS +0 running`, out)
+
+	mustExec(t, pool, `UPDATE worker_heartbeats SET last_seen_at = now() - interval '3 seconds'`)
+	s, _ = statusOf(t, c)
+	require.Len(t, s.Workers, 1)
+}

@@ -28,6 +28,7 @@ type Config struct {
 	HTTPAddr        string
 	PublicURL       *url.URL
 	OpsAddr         string
+	APIOpsAddr      string
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 
@@ -92,7 +93,8 @@ var Vars = []Var{
 	{Name: "INTAKE_PUBLIC_URL", Default: "http://127.0.0.1:8080", Help: "base URL of the status links in API answers and confirmation emails (set the same on the API and the worker)"},
 	{Name: "INTAKE_STATUS_SECRET", Default: "", Secret: true, Help: "required: the key status-link tokens are derived from, at least 32 bytes as hex or base64 (see Status links)"},
 	{Name: "INTAKE_STATUS_SECRET_PREVIOUS", Default: "", Secret: true, Help: "the secret before a rotation, optional: its links keep working while it is set; never used for new links"},
-	{Name: "INTAKE_OPS_ADDR", Default: "127.0.0.1:8081", Help: "worker's ops listener (health and readiness)"},
+	{Name: "INTAKE_OPS_ADDR", Default: "127.0.0.1:8081", Help: "worker's ops listener (health, readiness, metrics)"},
+	{Name: "INTAKE_API_OPS_ADDR", Default: "127.0.0.1:8082", Help: "the API's ops listener (health, readiness, metrics; never the public address)"},
 	{Name: "INTAKE_SHUTDOWN_TIMEOUT", Default: "30s", Help: "graceful shutdown budget"},
 	{Name: "INTAKE_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
 	{Name: "INTAKE_REQUEST_TIMEOUT", Default: "10s", Help: "deadline for each API request, database work included"},
@@ -144,6 +146,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PublicURL = r.httpURL("INTAKE_PUBLIC_URL", true)
 	c.StatusTokens = r.statusKeys("INTAKE_STATUS_SECRET", "INTAKE_STATUS_SECRET_PREVIOUS")
 	c.OpsAddr = r.addr("INTAKE_OPS_ADDR")
+	c.APIOpsAddr = r.addr("INTAKE_API_OPS_ADDR")
 	c.ShutdownTimeout = r.duration("INTAKE_SHUTDOWN_TIMEOUT", time.Second, time.Hour)
 	c.LogLevel = r.logLevel("INTAKE_LOG_LEVEL")
 
@@ -247,6 +250,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("INTAKE_STATUS_SECRET", "xxxxx"), // required, so always set
 		slog.String("INTAKE_STATUS_SECRET_PREVIOUS", previousSecret),
 		slog.String("INTAKE_OPS_ADDR", c.OpsAddr),
+		slog.String("INTAKE_API_OPS_ADDR", c.APIOpsAddr),
 		slog.String("INTAKE_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
 		slog.String("INTAKE_LOG_LEVEL", c.LogLevel.String()),
 		slog.String("INTAKE_REQUEST_TIMEOUT", c.RequestTimeout.String()),

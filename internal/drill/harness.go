@@ -169,6 +169,7 @@ func (c *Cluster) Start(n *Node) time.Duration {
 		readyMsg, addrMsg = "working", "ops listening"
 	} else {
 		env["INTAKE_HTTP_ADDR"] = "127.0.0.1:0"
+		env["INTAKE_API_OPS_ADDR"] = "127.0.0.1:0"
 	}
 	began := time.Now()
 	p := testkit.StartProcess(c.t, c.bins[n.kind], env)

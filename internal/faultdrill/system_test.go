@@ -78,6 +78,7 @@ func startSystem(t *testing.T, opts systemOpts) *system {
 		"INTAKE_STATUS_SECRET":       testkit.StatusSecret,
 		"INTAKE_HTTP_ADDR":           "127.0.0.1:0",
 		"INTAKE_OPS_ADDR":            "127.0.0.1:0",
+		"INTAKE_API_OPS_ADDR":        "127.0.0.1:0",
 		"INTAKE_RELAY_POLL_INTERVAL": "200ms",
 		"INTAKE_RETRY_BASE":          "50ms",
 		"INTAKE_RETRY_MAX":           "1s",

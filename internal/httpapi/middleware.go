@@ -48,10 +48,21 @@ func requestIDOf(c echo.Context) string {
 	return id
 }
 
+// routeOf is the request's route pattern, "unmatched" when no route took
+// it: for an unknown path echo reports the nearest group's not-found
+// wildcard ("/*", "/api/v1/*"), which routes (the patterns addRoutes
+// registered) does not hold.
+func routeOf(c echo.Context, routes map[string]bool) string {
+	if route := c.Path(); routes[route] {
+		return route
+	}
+	return "unmatched"
+}
+
 // accessLog writes one JSON line per request. It logs the route pattern, not
 // the path, and never the query string: paths carry application ids and
 // query strings carry status tokens.
-func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
+func accessLog(logger *slog.Logger, routes map[string]bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -60,10 +71,7 @@ func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
 				// Render the error now so the status logged is the one sent.
 				c.Error(err)
 			}
-			route := c.Path()
-			if route == "" {
-				route = "unmatched"
-			}
+			route := routeOf(c, routes)
 			logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 				slog.String("request_id", requestIDOf(c)),
 				slog.String("method", c.Request().Method),

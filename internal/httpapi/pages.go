@@ -185,6 +185,7 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			Links:       splitLines(values.Links),
 		}
 		res, err := submitApplication(ctx, store, waker, now(), cfg, p.Slug, view.IdempotencyKey, applicant)
+		setSubmitOutcome(c, res, err)
 		var verr *application.ValidationError
 		switch {
 		case errors.As(err, &verr):

@@ -10,9 +10,22 @@ import (
 
 // addRoutes is the whole HTTP surface of intake-api.
 func addRoutes(e *echo.Echo, d Deps) {
+	// The patterns of the routes added below, for the route in the access
+	// log and the metrics (routeOf).
+	// Groups with middleware add their own not-found routes ("/*"), which
+	// are not routes a request can be said to have matched.
+	routes := map[string]bool{}
+	defer func() {
+		for _, r := range e.Routes() {
+			if r.Method != echo.RouteNotFound {
+				routes[r.Path] = true
+			}
+		}
+	}()
 	e.Use(
 		requestID(),
-		accessLog(d.Logger),
+		countRequests(d.Metrics, routes),
+		accessLog(d.Logger, routes),
 		recoverPanics(d.Logger),
 		securityHeaders(d.Config.Employer),
 		pathParams(),
@@ -33,14 +46,14 @@ func addRoutes(e *echo.Echo, d Deps) {
 	pages := e.Group("", deadline(d.Config.RequestTimeout), bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
 	pages.Match(getHead, "/", handleHome(d.Store, d.Config.Employer))
 	pages.Match(getHead, "/jobs/:slug", handlePostingPage(d.Store, d.Config.Employer))
-	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
+	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), countSubmits(d.Metrics), limitSubmits)
 	pages.Match(getHead, "/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens, d.Config.Employer))
 
 	// Public JSON API.
 	api := e.Group("/api/v1", deadline(d.Config.RequestTimeout), noStore())
 	api.Match(getHead, "/jobs", handleListJobs(d.Store))
 	api.Match(getHead, "/jobs/:slug", handleGetJob(d.Store))
-	api.POST("/jobs/:slug/applications", handleSubmit(d.Store, d.Waker, d.Now, d.Config), limitSubmits)
+	api.POST("/jobs/:slug/applications", handleSubmit(d.Store, d.Waker, d.Now, d.Config), countSubmits(d.Metrics), limitSubmits)
 	api.Match(getHead, "/applications/:id/status", handleStatus(d.Store, d.Config.StatusTokens))
 
 	// Admin API: every route authenticates by bearer token (adminAuth) and

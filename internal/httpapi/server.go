@@ -20,6 +20,8 @@ type Deps struct {
 	// Ready reports whether the database is reachable and migrated.
 	Ready  func(context.Context) error
 	Logger *slog.Logger
+	// Metrics, when set, counts requests and submits (NewMetrics).
+	Metrics *Metrics
 	// Now is the clock; tests pin it.
 	Now func() time.Time
 }

@@ -62,6 +62,7 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 			Links:       req.Links,
 		}
 		res, err := submitApplication(c.Request().Context(), store, waker, now(), cfg, c.Param("slug"), key, applicant)
+		setSubmitOutcome(c, res, err)
 		if err != nil {
 			return err
 		}

@@ -17,10 +17,13 @@ type AnalyticsEventWorker struct {
 	Sink       analytics.Sink
 	Retry      RetrySchedule
 	JobTimeout time.Duration
+	// Metrics counts each record's result (nil: none).
+	Metrics *Metrics
 }
 
 func (w *AnalyticsEventWorker) Work(ctx context.Context, job *river.Job[AnalyticsEventArgs]) error {
 	err := w.Sink.Record(ctx, job.Args.event())
+	w.Metrics.AnalyticsRecord(err)
 	if errors.Is(err, analytics.ErrPermanent) {
 		return river.JobCancel(err)
 	}

@@ -60,6 +60,8 @@ type Deps struct {
 	StatusTokens statustoken.Keys
 	// Employer signs the confirmation email.
 	Employer application.Employer
+	// Metrics, when set, counts sends, analytics records and rescues.
+	Metrics *Metrics
 }
 
 // NewClient returns a River client that works both queues. Start it to
@@ -75,11 +77,17 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		Employer:     d.Employer,
 		Lease:        s.JobTimeout + s.RecordTimeout,
 		RecordWithin: s.RecordTimeout,
+		Metrics:      d.Metrics,
 	})
-	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry})
+	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry, Metrics: d.Metrics})
 	river.AddWorker(workers, &AbandonedDeliveriesWorker{Store: d.Store, Logger: d.Logger})
+	var middleware []rivertype.Middleware
+	if d.Metrics != nil {
+		middleware = append(middleware, &rescueCounter{metrics: d.Metrics})
+	}
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
-		ID: s.ClientID,
+		ID:         s.ClientID,
+		Middleware: middleware,
 		Queues: map[string]river.QueueConfig{
 			QueueEmail:     {MaxWorkers: s.EmailConcurrency},
 			QueueAnalytics: {MaxWorkers: s.AnalyticsConcurrency},

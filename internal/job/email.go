@@ -45,6 +45,8 @@ type ConfirmationEmailWorker struct {
 	// does, and recording "sent" keeps trying through a database outage
 	// until the lease ends.
 	RecordWithin time.Duration
+	// Metrics counts each send's result and duration (nil: none).
+	Metrics *Metrics
 }
 
 // Why a job ends without sending.
@@ -103,8 +105,10 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	// server holding a message the ledger calls unsent, and its retry
 	// would mail a second copy from a worker that never died.
 	sendCtx, cancelSend := context.WithDeadline(context.WithoutCancel(ctx), sendBy)
+	sendStart := time.Now()
 	sendErr := w.Sender.Send(sendCtx, msg)
 	cancelSend()
+	w.Metrics.EmailSend(time.Since(sendStart), sendErr)
 
 	// The job's context may have ended (timeout, shutdown): the outcome is
 	// recorded all the same, within the lease, or the status page would say

@@ -48,7 +48,10 @@ func New(pool *pgxpool.Pool, logger *slog.Logger) (*Migrator, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
-	river, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: logger})
+	// River hears only warnings and errors: its info line for each applied
+	// migration repeats the one Up logs, in another shape.
+	riverLogger := slog.New(minLevel{logger.Handler(), slog.LevelWarn})
+	river, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: riverLogger})
 	if err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("load River migrations: %w", err)
@@ -136,4 +139,22 @@ func (m *Migrator) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: River: %s", ErrSchemaOutdated, strings.Join(res.Messages, "; "))
 	}
 	return nil
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
 }

@@ -1,5 +1,6 @@
-// Package ops serves the worker's operations endpoints (health and
-// readiness) with net/http alone: the worker side never imports echo.
+// Package ops serves the operations endpoints (health, readiness and
+// metrics) of both binaries on their private ops listeners, with net/http
+// alone: the worker side never imports echo.
 package ops
 
 import (
@@ -10,17 +11,22 @@ import (
 	"time"
 )
 
-// Handler serves /healthz (the process is alive) and /readyz (ready returns
-// nil: the database answers and the schema is current).
+// Handler serves /healthz (the process is alive), /readyz (ready returns
+// nil: the database answers and the schema is current) and, when metrics is
+// not nil, /metrics.
 //
 // quarantined counts the outbox events set aside because they cannot
 // become jobs. /readyz names them but stays 200: a poison event is bad
 // data, not a bad worker; every worker sees the same event, so failing
 // readiness for it would take all of them out of service (and stall a
 // rollout) while they work fine for everything else. intakectl status
-// exits 1 for it instead, which is what alerts.
-func Handler(ready func(context.Context) error, quarantined func(context.Context) (int64, error)) http.Handler {
+// exits 1 for it instead, and the IntakeOutboxQuarantined alert fires.
+// A nil quarantined (the API) leaves the count out.
+func Handler(ready func(context.Context) error, quarantined func(context.Context) (int64, error), metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -29,7 +35,7 @@ func Handler(ready func(context.Context) error, quarantined func(context.Context
 		defer cancel()
 		err := ready(ctx)
 		var n int64
-		if err == nil {
+		if err == nil && quarantined != nil {
 			n, err = quarantined(ctx)
 		}
 		if err != nil {
@@ -39,7 +45,10 @@ func Handler(ready func(context.Context) error, quarantined func(context.Context
 			})
 			return
 		}
-		body := map[string]any{"status": "ready", "outbox_quarantined": n}
+		body := map[string]any{"status": "ready"}
+		if quarantined != nil {
+			body["outbox_quarantined"] = n
+		}
 		if n > 0 {
 			body["warning"] = fmt.Sprintf("%d outbox events quarantined: they cannot become jobs until fixed and retried (intakectl outbox list)", n)
 		}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/ops"
@@ -34,7 +38,7 @@ func TestReadyz(t *testing.T) {
 
 	t.Run("ready", func(t *testing.T) {
 		t.Parallel()
-		status, h, body := get(t, ops.Handler(ready, count(0, nil)), "/readyz")
+		status, h, body := get(t, ops.Handler(ready, count(0, nil), nil), "/readyz")
 		require.Equal(t, http.StatusOK, status)
 		require.Equal(t, "application/json", h.Get("Content-Type"))
 		require.Equal(t, map[string]any{"status": "ready", "outbox_quarantined": 0.0}, body)
@@ -44,7 +48,7 @@ func TestReadyz(t *testing.T) {
 	// service: ready, with the count and a warning.
 	t.Run("quarantined events", func(t *testing.T) {
 		t.Parallel()
-		status, _, body := get(t, ops.Handler(ready, count(2, nil)), "/readyz")
+		status, _, body := get(t, ops.Handler(ready, count(2, nil), nil), "/readyz")
 		require.Equal(t, http.StatusOK, status)
 		require.Equal(t, "ready", body["status"])
 		require.Equal(t, 2.0, body["outbox_quarantined"])
@@ -55,7 +59,7 @@ func TestReadyz(t *testing.T) {
 	t.Run("not ready", func(t *testing.T) {
 		t.Parallel()
 		notReady := func(context.Context) error { return errors.New("schema not at the expected version") }
-		status, h, body := get(t, ops.Handler(notReady, count(0, nil)), "/readyz")
+		status, h, body := get(t, ops.Handler(notReady, count(0, nil), nil), "/readyz")
 		require.Equal(t, http.StatusServiceUnavailable, status)
 		require.Equal(t, "application/problem+json", h.Get("Content-Type"))
 		require.Equal(t, "2", h.Get("Retry-After"))
@@ -64,7 +68,7 @@ func TestReadyz(t *testing.T) {
 
 	t.Run("quarantine unknown", func(t *testing.T) {
 		t.Parallel()
-		status, _, body := get(t, ops.Handler(ready, count(0, errors.New("database unavailable"))), "/readyz")
+		status, _, body := get(t, ops.Handler(ready, count(0, errors.New("database unavailable")), nil), "/readyz")
 		require.Equal(t, http.StatusServiceUnavailable, status)
 		require.Equal(t, "database unavailable", body["detail"])
 	})
@@ -73,7 +77,55 @@ func TestReadyz(t *testing.T) {
 func TestHealthz(t *testing.T) {
 	t.Parallel()
 	notReady := func(context.Context) error { return errors.New("down") }
-	status, _, body := get(t, ops.Handler(notReady, nil), "/healthz")
+	status, _, body := get(t, ops.Handler(notReady, nil, nil), "/healthz")
 	require.Equal(t, http.StatusOK, status, "alive even when not ready")
 	require.Equal(t, map[string]any{"status": "ok"}, body)
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	ready := func(context.Context) error { return nil }
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("intake_up 1\n")) })
+
+	srv := httptest.NewServer(ops.Handler(ready, nil, metrics))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "intake_up 1\n", string(body))
+
+	// Without a quarantine count (the API) /readyz leaves it out.
+	status, _, readyBody := get(t, ops.Handler(ready, nil, metrics), "/readyz")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, map[string]any{"status": "ready"}, readyBody)
+
+	without := httptest.NewServer(ops.Handler(ready, nil, nil))
+	t.Cleanup(without.Close)
+	resp, err = http.Get(without.URL + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestReadyGauge(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	var fail atomic.Bool
+	g := ops.ReadyGauge(func(context.Context) error {
+		calls.Add(1)
+		if fail.Load() {
+			return errors.New("down")
+		}
+		return nil
+	}, time.Hour)
+	require.Equal(t, 1.0, testutil.ToFloat64(g))
+	fail.Store(true)
+	require.Equal(t, 1.0, testutil.ToFloat64(g), "cached until maxAge")
+	require.Equal(t, int32(1), calls.Load())
+
+	g = ops.ReadyGauge(func(context.Context) error { return errors.New("down") }, 0)
+	require.Equal(t, 0.0, testutil.ToFloat64(g))
 }

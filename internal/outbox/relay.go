@@ -39,6 +39,8 @@ type Relay struct {
 	// or NAT that lost its state), on which the round would otherwise wait
 	// forever and the relay would never dispatch again.
 	RoundTimeout time.Duration
+	// Metrics observes each round's duration and events (nil: none).
+	Metrics *job.Metrics
 
 	// lastRound is when a round last succeeded (unix nanoseconds), for
 	// Stalled: rounds that keep failing, or one that hangs, make it stale.
@@ -97,7 +99,9 @@ func (r *Relay) Stalled(now time.Time) error {
 // drain dispatches batches until the outbox looks empty.
 func (r *Relay) drain(ctx context.Context) {
 	for ctx.Err() == nil {
+		start := time.Now()
 		d, err := r.round(ctx)
+		r.Metrics.RelayRound(time.Since(start), d.Events+len(d.Quarantined), err)
 		if err == nil {
 			r.lastRound.Store(time.Now().UnixNano())
 		}

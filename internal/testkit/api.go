@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
@@ -32,6 +34,8 @@ type API struct {
 	Store  *postgres.Store
 	Config config.Config
 	Logs   *Buffer // everything the server logged
+	// Registry holds the server's metrics (httpapi.NewMetrics).
+	Registry *prometheus.Registry
 }
 
 // APIOpts adjusts StartAPI.
@@ -109,12 +113,14 @@ func StartAPI(tb testing.TB, opts *APIOpts) *API {
 	var wg sync.WaitGroup
 	wg.Go(func() { waker.Run(wakerCtx) })
 
+	registry := prometheus.NewRegistry()
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
-		Config: cfg,
-		Store:  store,
-		Waker:  waker,
-		Ready:  migrator.Ready,
-		Logger: logger,
+		Config:  cfg,
+		Store:   store,
+		Waker:   waker,
+		Ready:   migrator.Ready,
+		Logger:  logger,
+		Metrics: httpapi.NewMetrics(registry),
 	}))
 
 	assertPool, err := postgres.NewPool(ctx, cfg.DatabaseURL, nil)
@@ -134,7 +140,19 @@ func StartAPI(tb testing.TB, opts *APIOpts) *API {
 		pool.Close()
 		assertPool.Close()
 	})
-	return &API{URL: srv.URL, DBURL: cfg.DatabaseURL, Pool: assertPool, Store: store, Config: cfg, Logs: logs}
+	return &API{URL: srv.URL, DBURL: cfg.DatabaseURL, Pool: assertPool, Store: store, Config: cfg, Logs: logs, Registry: registry}
+}
+
+// Metrics is the server's metrics in Prometheus's text format, as its ops
+// listener serves them.
+func (a *API) Metrics(tb testing.TB) string {
+	tb.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("metrics: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
 }
 
 // Response is an HTTP response with its body read.
