@@ -93,7 +93,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("listen on INTAKE_API_OPS_ADDR: %w", err)
 	}
 	opsServer := &http.Server{
-		Handler:           ops.Handler(migrator.Ready, nil, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})),
+		Handler:           ops.Handler(migrator.Ready, nil, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}), nil),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {

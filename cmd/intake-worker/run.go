@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
 
 	"github.com/intake/intake/internal/analytics"
 	"github.com/intake/intake/internal/config"
@@ -144,11 +145,27 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("listen on INTAKE_OPS_ADDR: %w", err)
 	}
+	// River UI, behind the admin tokens (ops.Guard): viewers read,
+	// admins act, every action audited.
+	riverUI, err := riverui.NewHandler(&riverui.HandlerOpts{
+		Endpoints: riverui.NewEndpoints(riverClient, nil),
+		Logger:    logger,
+		Prefix:    "/riverui",
+	})
+	if err != nil {
+		return fmt.Errorf("river ui: %w", err)
+	}
+	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopUI()
+	if err := riverUI.Start(uiCtx); err != nil {
+		return fmt.Errorf("start river ui: %w", err)
+	}
 	opsServer := &http.Server{
 		Handler: ops.Handler(ready, func(ctx context.Context) (int64, error) {
 			q, err := store.Quarantine(ctx)
 			return q.Events, err
-		}, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})),
+		}, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}),
+			ops.Guard(store.Authenticate, store.Audit, logger, riverUI)),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {

@@ -22,8 +22,14 @@ import (
 // rollout) while they work fine for everything else. intakectl status
 // exits 1 for it instead, and the IntakeOutboxQuarantined alert fires.
 // A nil quarantined (the API) leaves the count out.
-func Handler(ready func(context.Context) error, quarantined func(context.Context) (int64, error), metrics http.Handler) http.Handler {
+//
+// riverUI, when not nil (the worker), is served under /riverui/; it comes
+// already behind Guard.
+func Handler(ready func(context.Context) error, quarantined func(context.Context) (int64, error), metrics, riverUI http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if riverUI != nil {
+		mux.Handle("/riverui/", riverUI)
+	}
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}

@@ -38,7 +38,7 @@ func TestReadyz(t *testing.T) {
 
 	t.Run("ready", func(t *testing.T) {
 		t.Parallel()
-		status, h, body := get(t, ops.Handler(ready, count(0, nil), nil), "/readyz")
+		status, h, body := get(t, ops.Handler(ready, count(0, nil), nil, nil), "/readyz")
 		require.Equal(t, http.StatusOK, status)
 		require.Equal(t, "application/json", h.Get("Content-Type"))
 		require.Equal(t, map[string]any{"status": "ready", "outbox_quarantined": 0.0}, body)
@@ -48,7 +48,7 @@ func TestReadyz(t *testing.T) {
 	// service: ready, with the count and a warning.
 	t.Run("quarantined events", func(t *testing.T) {
 		t.Parallel()
-		status, _, body := get(t, ops.Handler(ready, count(2, nil), nil), "/readyz")
+		status, _, body := get(t, ops.Handler(ready, count(2, nil), nil, nil), "/readyz")
 		require.Equal(t, http.StatusOK, status)
 		require.Equal(t, "ready", body["status"])
 		require.Equal(t, 2.0, body["outbox_quarantined"])
@@ -59,7 +59,7 @@ func TestReadyz(t *testing.T) {
 	t.Run("not ready", func(t *testing.T) {
 		t.Parallel()
 		notReady := func(context.Context) error { return errors.New("schema not at the expected version") }
-		status, h, body := get(t, ops.Handler(notReady, count(0, nil), nil), "/readyz")
+		status, h, body := get(t, ops.Handler(notReady, count(0, nil), nil, nil), "/readyz")
 		require.Equal(t, http.StatusServiceUnavailable, status)
 		require.Equal(t, "application/problem+json", h.Get("Content-Type"))
 		require.Equal(t, "2", h.Get("Retry-After"))
@@ -68,7 +68,7 @@ func TestReadyz(t *testing.T) {
 
 	t.Run("quarantine unknown", func(t *testing.T) {
 		t.Parallel()
-		status, _, body := get(t, ops.Handler(ready, count(0, errors.New("database unavailable")), nil), "/readyz")
+		status, _, body := get(t, ops.Handler(ready, count(0, errors.New("database unavailable")), nil, nil), "/readyz")
 		require.Equal(t, http.StatusServiceUnavailable, status)
 		require.Equal(t, "database unavailable", body["detail"])
 	})
@@ -77,7 +77,7 @@ func TestReadyz(t *testing.T) {
 func TestHealthz(t *testing.T) {
 	t.Parallel()
 	notReady := func(context.Context) error { return errors.New("down") }
-	status, _, body := get(t, ops.Handler(notReady, nil, nil), "/healthz")
+	status, _, body := get(t, ops.Handler(notReady, nil, nil, nil), "/healthz")
 	require.Equal(t, http.StatusOK, status, "alive even when not ready")
 	require.Equal(t, map[string]any{"status": "ok"}, body)
 }
@@ -87,7 +87,7 @@ func TestMetrics(t *testing.T) {
 	ready := func(context.Context) error { return nil }
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("intake_up 1\n")) })
 
-	srv := httptest.NewServer(ops.Handler(ready, nil, metrics))
+	srv := httptest.NewServer(ops.Handler(ready, nil, metrics, nil))
 	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL + "/metrics")
 	require.NoError(t, err)
@@ -98,11 +98,11 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, "intake_up 1\n", string(body))
 
 	// Without a quarantine count (the API) /readyz leaves it out.
-	status, _, readyBody := get(t, ops.Handler(ready, nil, metrics), "/readyz")
+	status, _, readyBody := get(t, ops.Handler(ready, nil, metrics, nil), "/readyz")
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, map[string]any{"status": "ready"}, readyBody)
 
-	without := httptest.NewServer(ops.Handler(ready, nil, nil))
+	without := httptest.NewServer(ops.Handler(ready, nil, nil, nil))
 	t.Cleanup(without.Close)
 	resp, err = http.Get(without.URL + "/metrics")
 	require.NoError(t, err)
