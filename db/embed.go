@@ -26,3 +26,9 @@ var DeliveriesAbandon string
 //
 //go:embed river/analytics_last_error.sql
 var RiverAnalyticsLastError string
+
+// RiverConfirmationCancel cancels an erased application's unfinished
+// confirmation jobs ($1: the application id).
+//
+//go:embed river/confirmation_cancel.sql
+var RiverConfirmationCancel string
