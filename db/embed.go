@@ -38,3 +38,9 @@ var RiverMetricsJobs string
 //
 //go:embed river/metrics_oldest.sql
 var RiverMetricsOldest string
+
+// RiverConfirmationCancel cancels an erased application's unfinished
+// confirmation jobs ($1: the application id).
+//
+//go:embed river/confirmation_cancel.sql
+var RiverConfirmationCancel string

@@ -163,7 +163,8 @@ func auditLog(ctx context.Context, store *postgres.Store, caller access.Caller, 
 		enc := json.NewEncoder(stdout)
 		for _, e := range entries {
 			if err := enc.Encode(map[string]any{"at": e.At.UTC(), "actor": e.Actor, "action": e.Action,
-				"target_type": e.TargetType, "target": e.TargetID, "outcome": e.Outcome, "request_id": e.RequestID}); err != nil {
+				"target_type": e.TargetType, "target": e.TargetID, "outcome": e.Outcome, "request_id": e.RequestID,
+				"detail": e.Detail}); err != nil {
 				return err
 			}
 		}
@@ -181,23 +182,36 @@ func auditLog(ctx context.Context, store *postgres.Store, caller access.Caller, 
 	return tw.Flush()
 }
 
-// applications lists and shows applications for operators at the database;
-// both reads are audited.
+// applications lists, shows and erases applications for operators at the
+// database; every one is audited.
 func applications(ctx context.Context, store *postgres.Store, caller access.Caller, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"applications needs a subcommand: list or show"}
+		return usageError{"applications needs a subcommand: list, show or erase"}
 	}
 	fs := flag.NewFlagSet("applications "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	job := fs.String("job", "", "only this posting's applications (list)")
 	limit := fs.Int("limit", 50, "at most this many, newest first (list)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+	email := fs.String("email", "", "erase every application of this address, on every posting (erase)")
+	reason := fs.String("reason", "", "why, for the audit log: a ticket number, never personal data (erase)")
+	// Flags may follow the id (applications erase ID --reason R): the
+	// flag package stops at the first argument, so parse on after each.
+	var positional []string
+	for rest := args[1:]; ; rest = fs.Args()[1:] {
+		if err := fs.Parse(rest); err != nil {
+			return usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
 	}
 	switch args[0] {
+	case "erase":
+		return eraseApplications(ctx, store, caller, positional, *email, *reason, stdout)
 	case "list":
-		if fs.NArg() > 0 {
+		if len(positional) > 0 {
 			return usageError{"applications list takes no arguments"}
 		}
 		if *limit < 1 {
@@ -217,12 +231,12 @@ func applications(ctx context.Context, store *postgres.Store, caller access.Call
 		}
 		return tw.Flush()
 	case "show":
-		if fs.NArg() != 1 {
+		if len(positional) != 1 {
 			return usageError{"applications show takes exactly one application id"}
 		}
-		r, err := store.ApplicationRecord(ctx, caller, fs.Arg(0))
+		r, err := store.ApplicationRecord(ctx, caller, positional[0])
 		if errors.Is(err, application.ErrNotFound) {
-			return fmt.Errorf("no application with id %q", fs.Arg(0))
+			return fmt.Errorf("no application with id %q", positional[0])
 		}
 		if err != nil {
 			return err
@@ -247,4 +261,43 @@ func applications(ctx context.Context, store *postgres.Store, caller access.Call
 	default:
 		return usageError{fmt.Sprintf("unknown applications subcommand %q", args[0])}
 	}
+}
+
+// eraseApplications erases one application by id, or every application of
+// an address; --reason is required and goes to the audit log.
+func eraseApplications(ctx context.Context, store *postgres.Store, caller access.Caller, ids []string, email, reason string, stdout io.Writer) error {
+	reason = strings.TrimSpace(reason)
+	switch {
+	case reason == "":
+		return usageError{"applications erase needs --reason (a ticket number or a short note, never personal data)"}
+	case len(reason) > 200:
+		return usageError{"--reason must be at most 200 bytes"}
+	case strings.Contains(reason, "@"):
+		return usageError{"--reason must not hold an email address: the audit log keeps no personal data"}
+	case email == "" && len(ids) != 1:
+		return usageError{"applications erase takes exactly one application id, or --email E"}
+	case email != "" && len(ids) > 0:
+		return usageError{"applications erase takes an id or --email, not both"}
+	}
+	if email == "" {
+		err := store.EraseApplication(ctx, caller, ids[0], reason)
+		if errors.Is(err, application.ErrNotFound) {
+			return fmt.Errorf("no application with id %q", ids[0])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "application %s erased\n", ids[0])
+		return nil
+	}
+	normalized, err := application.ErasureEmail(email)
+	if err != nil {
+		return fmt.Errorf("--%s", strings.TrimPrefix(err.Error(), "invalid fields: "))
+	}
+	n, err := store.EraseByEmail(ctx, caller, normalized, reason)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "erased %d applications\n", n)
+	return nil
 }

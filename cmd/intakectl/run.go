@@ -51,6 +51,9 @@ commands:
   applications list [--job S] [--limit N] [--json]
                                             newest applications (audited: reads personal data)
   applications show ID                      one application with its email and analytics state (audited)
+  applications erase (ID | --email E) --reason R
+                                            erase the applicant's personal data (one application, or
+                                            every one of address E on every posting); audited with R
   health URL [--timeout D]                  GET URL; exit 0 on a 2xx answer (container health checks)
   dev [--smtp-addr A] [--mailbox-addr A] [--no-sample-postings]
                                             run the whole system locally: migrate, sample postings,

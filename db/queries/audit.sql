@@ -1,11 +1,11 @@
 -- name: AuditInsert :exec
-INSERT INTO audit_log (actor, action, target_type, target_id, outcome, request_id)
-VALUES (@actor, @action, @target_type, @target_id, @outcome, @request_id);
+INSERT INTO audit_log (actor, action, target_type, target_id, outcome, request_id, detail)
+VALUES (@actor, @action, @target_type, @target_id, @outcome, @request_id, @detail);
 
 -- name: AuditList :many
 -- Newest first by id, from before_id (0: from the newest); empty filters
 -- match everything.
-SELECT id, at, actor, action, target_type, target_id, outcome, request_id
+SELECT id, at, actor, action, target_type, target_id, outcome, request_id, detail
 FROM audit_log
 WHERE (@before_id::bigint = 0 OR id < @before_id::bigint)
   AND (@actor::text = '' OR actor = @actor::text)

@@ -35,11 +35,14 @@ FROM deliveries
 WHERE application_id = @application_id;
 
 -- name: DeliveryMarkSent :execrows
--- Records the send, only for the attempt that owns the delivery.
+-- Records the send, only for the attempt that owns the delivery. An erasure
+-- that cancelled the delivery while this attempt was in flight leaves the
+-- attempt's number in place: the email went, so the ledger says so.
 UPDATE deliveries
 SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = NULL,
     lease_expires_at = NULL, updated_at = now()
-WHERE application_id = @application_id AND state = 'sending' AND attempts = @attempt;
+WHERE application_id = @application_id AND attempts = @attempt
+  AND (state = 'sending' OR (state = 'cancelled' AND last_error_class = 'erased'));
 
 -- name: DeliveryMarkUnsent :execrows
 -- Records a failed attempt, 'retrying' (River will try again) or 'failed',

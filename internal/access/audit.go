@@ -57,6 +57,9 @@ type Entry struct {
 	TargetID   string
 	Outcome    Outcome
 	RequestID  string
+	// Detail is a short note: an erasure's reason, or how many
+	// applications a by-email erasure erased.
+	Detail string
 }
 
 // AuditFilter selects audit entries; zero fields select everything.

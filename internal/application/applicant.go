@@ -310,6 +310,9 @@ const (
 	EmailSent     EmailState = "sent"
 	EmailRetrying EmailState = "retrying"
 	EmailFailed   EmailState = "failed"
+	// EmailCancelled: the application was erased before its email went;
+	// it never will.
+	EmailCancelled EmailState = "cancelled"
 )
 
 // EmailStatus is the confirmation email's state, attempts and last attempt.

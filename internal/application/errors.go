@@ -24,6 +24,9 @@ var (
 	// ErrUnavailable: the database could not be reached or did not answer in
 	// time; nothing was stored and the request may be retried.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrErased: the application exists only as a skeleton; its personal
+	// data was erased at the applicant's request.
+	ErrErased = errors.New("application erased")
 )
 
 // FieldError names one invalid input field and says what is wrong with it.

@@ -40,4 +40,5 @@ const (
 	FailurePermanent = "permanent" // 5xx: not retried
 	FailureExhausted = "exhausted" // temporary failures until the last attempt
 	FailureAbandoned = "abandoned" // the job ended without recording an outcome (its worker died on the last attempt, it was cancelled or deleted)
+	FailureErased    = "erased"    // the application was erased before its email went (state cancelled)
 )

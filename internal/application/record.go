@@ -40,6 +40,9 @@ type Record struct {
 	// AnalyticsRecordedAt is nil while the default (Postgres) sink has no
 	// record of the application's event.
 	AnalyticsRecordedAt *time.Time
+	// ErasedAt is when the application's personal data was erased; its
+	// Applicant then holds placeholders.
+	ErasedAt *time.Time
 }
 
 // PostingPatch changes some of a posting's fields; nil leaves one as it is.

@@ -94,6 +94,9 @@ type adminRecordJSON struct {
 	Links             []string           `json:"links"`
 	ConfirmationEmail adminEmailJSON     `json:"confirmation_email"`
 	Analytics         adminAnalyticsJSON `json:"analytics"`
+	// ErasedAt is set once the applicant's data was erased; the fields
+	// above then hold placeholders.
+	ErasedAt *time.Time `json:"erased_at"`
 }
 
 type adminEmailJSON struct {
@@ -127,6 +130,7 @@ func handleAdminApplication(store *postgres.Store) echo.HandlerFunc {
 				SentAt: r.EmailSentAt, LastErrorClass: nonEmpty(r.EmailErrorClass),
 			},
 			Analytics: adminAnalyticsJSON{Recorded: r.AnalyticsRecordedAt != nil, RecordedAt: r.AnalyticsRecordedAt},
+			ErasedAt:  r.ErasedAt,
 		}
 		if r.EmailSMTPCode != 0 {
 			out.ConfirmationEmail.LastSMTPCode = &r.EmailSMTPCode
@@ -337,4 +341,39 @@ func timeParam(c echo.Context, name string) (*time.Time, error) {
 		return nil, &queryParamError{field: name, detail: "must be an RFC 3339 time, like 2026-01-02T15:04:05Z"}
 	}
 	return &t, nil
+}
+
+// handleEraseApplication erases one application's personal data: 204, and
+// 204 again for an application erased before.
+func handleEraseApplication(store *postgres.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := store.EraseApplication(c.Request().Context(), callerOf(c), c.Param("id"), ""); err != nil {
+			return err
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+}
+
+type erasureRequest struct {
+	Email string `json:"email"`
+}
+
+// handleErasure answers a data-subject request: every application of the
+// address, on every posting, erased in one transaction.
+func handleErasure(store *postgres.Store, maxBody int64) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var req erasureRequest
+		if err := decodeJSON(c, maxBody, &req); err != nil {
+			return err
+		}
+		email, err := application.ErasureEmail(req.Email)
+		if err != nil {
+			return err
+		}
+		n, err := store.EraseByEmail(c.Request().Context(), callerOf(c), email, "")
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]int{"erased": n})
+	}
 }

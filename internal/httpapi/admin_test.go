@@ -50,18 +50,20 @@ type adminRule struct {
 // Every route under /api/v1/admin, with the role it needs. A route added to
 // routes.go without a line here fails TestAdminRoutesAuthMatrix.
 var adminRules = map[string]adminRule{
-	"GET /api/v1/admin/applications":      {access.RoleViewer, http.StatusOK},
-	"HEAD /api/v1/admin/applications":     {access.RoleViewer, http.StatusOK},
-	"GET /api/v1/admin/applications/:id":  {access.RoleViewer, http.StatusOK},
-	"HEAD /api/v1/admin/applications/:id": {access.RoleViewer, http.StatusOK},
-	"POST /api/v1/admin/jobs":             {access.RoleAdmin, http.StatusCreated},
-	"PATCH /api/v1/admin/jobs/:slug":      {access.RoleAdmin, http.StatusOK},
-	"GET /api/v1/admin/tokens":            {access.RoleAdmin, http.StatusOK},
-	"HEAD /api/v1/admin/tokens":           {access.RoleAdmin, http.StatusOK},
-	"POST /api/v1/admin/tokens":           {access.RoleAdmin, http.StatusCreated},
-	"DELETE /api/v1/admin/tokens/:id":     {access.RoleAdmin, http.StatusOK},
-	"GET /api/v1/admin/audit":             {access.RoleAdmin, http.StatusOK},
-	"HEAD /api/v1/admin/audit":            {access.RoleAdmin, http.StatusOK},
+	"GET /api/v1/admin/applications":        {access.RoleViewer, http.StatusOK},
+	"HEAD /api/v1/admin/applications":       {access.RoleViewer, http.StatusOK},
+	"GET /api/v1/admin/applications/:id":    {access.RoleViewer, http.StatusOK},
+	"HEAD /api/v1/admin/applications/:id":   {access.RoleViewer, http.StatusOK},
+	"DELETE /api/v1/admin/applications/:id": {access.RoleAdmin, http.StatusNoContent},
+	"POST /api/v1/admin/erasures":           {access.RoleAdmin, http.StatusOK},
+	"POST /api/v1/admin/jobs":               {access.RoleAdmin, http.StatusCreated},
+	"PATCH /api/v1/admin/jobs/:slug":        {access.RoleAdmin, http.StatusOK},
+	"GET /api/v1/admin/tokens":              {access.RoleAdmin, http.StatusOK},
+	"HEAD /api/v1/admin/tokens":             {access.RoleAdmin, http.StatusOK},
+	"POST /api/v1/admin/tokens":             {access.RoleAdmin, http.StatusCreated},
+	"DELETE /api/v1/admin/tokens/:id":       {access.RoleAdmin, http.StatusOK},
+	"GET /api/v1/admin/audit":               {access.RoleAdmin, http.StatusOK},
+	"HEAD /api/v1/admin/audit":              {access.RoleAdmin, http.StatusOK},
 }
 
 // adminRoutes lists the admin routes from the router itself.
@@ -128,6 +130,8 @@ func TestAdminRoutesAuthMatrix(t *testing.T) {
 				body = `{"title":"Go engineer, renamed"}`
 			case "POST /api/v1/admin/tokens":
 				body = `{"name":"ci","role":"viewer"}`
+			case "POST /api/v1/admin/erasures":
+				body = `{"email":"nobody@example.com"}`
 			}
 			res := as(t, api, token, method, path, body)
 			require.Equal(t, "no-store", res.Header.Get("Cache-Control"), route)

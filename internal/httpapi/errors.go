@@ -113,6 +113,9 @@ func problemFor(err error) problem {
 			Detail: "Slow down and retry after the number of seconds in Retry-After.", retryAfter: rl.retryAfter}
 	case errors.Is(err, application.ErrNotFound):
 		return problem{Type: "not-found", Title: "Not found", Status: http.StatusNotFound}
+	case errors.Is(err, application.ErrErased):
+		return problem{Type: "erased", Title: "Application deleted", Status: http.StatusGone,
+			Detail: "This application's personal data was deleted at the applicant's request."}
 	case errors.Is(err, application.ErrPostingClosed):
 		return problem{Type: "posting-closed", Title: "Posting closed", Status: http.StatusConflict,
 			Detail: "This posting no longer accepts applications."}

@@ -243,7 +243,8 @@ func handleStatusPage(store *postgres.Store, keys statustoken.Keys, employer app
 			StateText:  emailStateText(st.Email.State),
 			Attempts:   st.Email.Attempts,
 		}
-		view.Watch = st.Email.State != application.EmailSent && st.Email.State != application.EmailFailed
+		view.Watch = st.Email.State != application.EmailSent && st.Email.State != application.EmailFailed &&
+			st.Email.State != application.EmailCancelled
 		return render(c, http.StatusOK, "status", view)
 	}
 }
@@ -258,6 +259,8 @@ func emailStateText(s application.EmailState) string {
 		return "Your confirmation email is delayed; we keep trying."
 	case application.EmailFailed:
 		return "We could not send your confirmation email. Your application is received all the same."
+	case application.EmailCancelled:
+		return "No confirmation email will be sent."
 	default:
 		return "Your confirmation email is queued and will be sent shortly."
 	}
@@ -288,6 +291,8 @@ func messageForStatus(status int, employer application.Employer) messageView {
 		title, body = "We cannot take applications right now", "Nothing was saved. Please try again in a minute."
 	case http.StatusMethodNotAllowed:
 		title, body = "Page not found", "We could not find this page."
+	case http.StatusGone:
+		title, body = "Application deleted", "This application was deleted, as its applicant asked: we no longer hold its details."
 	}
 	return messageView{pageBase: pageBase{Title: title, Employer: employer}, Body: body}
 }

@@ -64,6 +64,8 @@ func addRoutes(e *echo.Echo, d Deps) {
 	}
 	admin.Match(getHead, "/applications", handleAdminApplications(d.Store, d.Config.StatusTokens), need(access.RoleViewer, "applications.list"))
 	admin.Match(getHead, "/applications/:id", handleAdminApplication(d.Store), need(access.RoleViewer, "applications.read"))
+	admin.DELETE("/applications/:id", handleEraseApplication(d.Store), need(access.RoleAdmin, "applications.erase"))
+	admin.POST("/erasures", handleErasure(d.Store, d.Config.MaxBodyBytes), need(access.RoleAdmin, "erasures.create"))
 	admin.POST("/jobs", handleCreateJob(d.Store, d.Config.MaxBodyBytes), need(access.RoleAdmin, "jobs.create"))
 	admin.PATCH("/jobs/:slug", handlePatchJob(d.Store, d.Config.MaxBodyBytes), need(access.RoleAdmin, "jobs.update"))
 	admin.Match(getHead, "/tokens", handleListTokens(d.Store), need(access.RoleAdmin, "tokens.list"))

@@ -69,6 +69,11 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	if c.State == application.EmailSent {
 		return nil
 	}
+	// An erased application's job (one relayed after the erasure, or one
+	// the erasure could not cancel because it was running) sends nothing.
+	if c.State == application.EmailCancelled {
+		return river.JobCancel(postgres.ErrDeliveryCancelled)
+	}
 
 	c.StatusURL = mail.StatusPageURL(w.PublicURL, w.StatusTokens, id)
 	c.Employer = w.Employer
@@ -90,7 +95,9 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	switch {
 	case errors.Is(err, postgres.ErrAlreadySent):
 		return nil
-	case errors.Is(err, postgres.ErrDeliveryFailed):
+	case errors.Is(err, postgres.ErrDeliveryFailed), errors.Is(err, postgres.ErrDeliveryCancelled):
+		// Failed, or erased since the read above: this start is the
+		// fence, so an erasure that committed first stops the send here.
 		return river.JobCancel(err)
 	case errors.As(err, &held):
 		// A live attempt owns it: come back when its lease is over (a

@@ -64,7 +64,7 @@ func (s *Store) ApplicationRecord(ctx context.Context, c access.Caller, id strin
 			Email: application.EmailStatus{State: application.EmailState(r.DeliveryState), Attempts: int(r.DeliveryAttempts),
 				LastAttemptAt: r.LastAttemptAt},
 			EmailSentAt: r.SentAt, EmailErrorClass: r.LastErrorClass.String, EmailSMTPCode: int(r.LastSmtpCode.Int16),
-			AnalyticsRecordedAt: r.AnalyticsRecordedAt,
+			AnalyticsRecordedAt: r.AnalyticsRecordedAt, ErasedAt: r.ErasedAt,
 		}
 		return id, nil
 	})

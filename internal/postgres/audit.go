@@ -20,17 +20,27 @@ import (
 // than an outage or an invalid token is recorded (outcome error) in a
 // transaction of its own; fn returns the target id in both cases.
 func (s *Store) audited(ctx context.Context, c access.Caller, action, targetType string, fn func(q *dbsqlc.Queries) (string, error)) error {
-	var target string
-	err := s.withTx(ctx, func(q *dbsqlc.Queries) error {
+	return s.auditedTx(ctx, c, action, targetType, func(_ pgx.Tx, q *dbsqlc.Queries) (string, string, error) {
+		target, err := fn(q)
+		return target, "", err
+	})
+}
+
+// auditedTx is audited for a change that also needs the transaction itself
+// (River's job table) and records a detail on its audit row.
+func (s *Store) auditedTx(ctx context.Context, c access.Caller, action, targetType string, fn func(tx pgx.Tx, q *dbsqlc.Queries) (target, detail string, err error)) error {
+	var target, detail string
+	err := classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
 		if err := lockCaller(ctx, q, c); err != nil {
 			return err
 		}
 		var err error
-		if target, err = fn(q); err != nil {
+		if target, detail, err = fn(tx, q); err != nil {
 			return err
 		}
-		return insertAudit(ctx, q, c, action, targetType, target, access.OutcomeOK)
-	})
+		return insertAuditDetail(ctx, q, c, action, targetType, target, detail, access.OutcomeOK)
+	}))
 	switch {
 	case err == nil:
 		return nil
@@ -63,9 +73,13 @@ func lockCaller(ctx context.Context, q *dbsqlc.Queries, c access.Caller) error {
 }
 
 func insertAudit(ctx context.Context, q *dbsqlc.Queries, c access.Caller, action, targetType, targetID string, outcome access.Outcome) error {
+	return insertAuditDetail(ctx, q, c, action, targetType, targetID, "", outcome)
+}
+
+func insertAuditDetail(ctx context.Context, q *dbsqlc.Queries, c access.Caller, action, targetType, targetID, detail string, outcome access.Outcome) error {
 	return q.AuditInsert(ctx, dbsqlc.AuditInsertParams{
 		Actor: c.Actor, Action: action, TargetType: targetType, TargetID: targetID,
-		Outcome: string(outcome), RequestID: c.RequestID,
+		Outcome: string(outcome), RequestID: c.RequestID, Detail: detail,
 	})
 }
 
@@ -74,7 +88,7 @@ func insertAudit(ctx context.Context, q *dbsqlc.Queries, c access.Caller, action
 func (s *Store) Audit(ctx context.Context, e access.Entry) error {
 	return classify(s.q.AuditInsert(ctx, dbsqlc.AuditInsertParams{
 		Actor: e.Actor, Action: e.Action, TargetType: e.TargetType, TargetID: e.TargetID,
-		Outcome: string(e.Outcome), RequestID: e.RequestID,
+		Outcome: string(e.Outcome), RequestID: e.RequestID, Detail: e.Detail,
 	}))
 }
 
@@ -97,7 +111,7 @@ func (s *Store) AuditEntries(ctx context.Context, c access.Caller, f access.Audi
 		out = make([]access.Entry, len(rows))
 		for i, r := range rows {
 			out[i] = access.Entry{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, TargetType: r.TargetType,
-				TargetID: r.TargetID, Outcome: access.Outcome(r.Outcome), RequestID: r.RequestID}
+				TargetID: r.TargetID, Outcome: access.Outcome(r.Outcome), RequestID: r.RequestID, Detail: r.Detail}
 		}
 		return "", err
 	})

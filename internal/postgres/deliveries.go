@@ -23,6 +23,9 @@ var (
 	// ErrDeliveryFailed: the delivery ended failed; only an operator's
 	// retry (which queues it again) reopens it.
 	ErrDeliveryFailed = errors.New("confirmation delivery already failed")
+	// ErrDeliveryCancelled: the application was erased; its email never
+	// goes.
+	ErrDeliveryCancelled = errors.New("confirmation cancelled: the application was erased")
 	// ErrLeaseLost: another attempt took the delivery over, so this one
 	// must not record anything.
 	ErrLeaseLost = errors.New("delivery lease taken over by a newer attempt")
@@ -61,8 +64,10 @@ func (s *Store) Confirmation(ctx context.Context, applicationID string) (applica
 // the ledger says "sending", counts the attempt, and gives it the delivery's
 // lease for the given duration. It returns the attempt's number, which the
 // attempt's DeliverySent or DeliveryUnsent must present. While another
-// attempt's lease is live it returns a *LeaseHeldError; ErrAlreadySent or
-// ErrDeliveryFailed when there is nothing left to send.
+// attempt's lease is live it returns a *LeaseHeldError; ErrAlreadySent,
+// ErrDeliveryFailed or ErrDeliveryCancelled (erased) when there is nothing
+// left to send. The erasure's cancel and this start take the same row
+// lock, so no attempt starts once an erasure has committed.
 func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string, lease time.Duration) (int, error) {
 	id, err := uuid.Parse(applicationID)
 	if err != nil {
@@ -87,6 +92,8 @@ func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string, 
 		return 0, ErrAlreadySent
 	case application.EmailFailed:
 		return 0, ErrDeliveryFailed
+	case application.EmailCancelled:
+		return 0, ErrDeliveryCancelled
 	default:
 		return 0, &LeaseHeldError{Left: max(0, time.Duration(held.LeaseLeftSeconds*float64(time.Second)))}
 	}

@@ -10,7 +10,7 @@ import (
 
 // ApplicationStatus returns what the holder of an application's status token
 // may see; the caller checks the token (see statustoken). An unknown or
-// malformed id gives ErrNotFound.
+// malformed id gives ErrNotFound, an erased one ErrErased.
 func (s *Store) ApplicationStatus(ctx context.Context, id string) (application.Status, error) {
 	appID, err := uuid.Parse(id)
 	if err != nil {
@@ -19,6 +19,9 @@ func (s *Store) ApplicationStatus(ctx context.Context, id string) (application.S
 	row, err := s.q.ApplicationStatusGet(ctx, appID)
 	if err != nil {
 		return application.Status{}, classify(err)
+	}
+	if row.ErasedAt != nil {
+		return application.Status{}, application.ErrErased
 	}
 	return application.Status{
 		ID:         row.ID.String(),

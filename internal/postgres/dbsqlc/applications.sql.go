@@ -14,7 +14,7 @@ import (
 )
 
 const applicationAdminGet = `-- name: ApplicationAdminGet :one
-SELECT a.id, p.slug AS posting_slug, a.full_name, a.email, a.phone, a.cover_letter, a.links, a.received_at,
+SELECT a.id, p.slug AS posting_slug, a.full_name, a.email, a.phone, a.cover_letter, a.links, a.received_at, a.erased_at,
        coalesce(d.state, 'queued')::text AS delivery_state,
        coalesce(d.attempts, 0)::integer AS delivery_attempts,
        d.last_attempt_at, d.sent_at, d.last_error_class, d.last_smtp_code,
@@ -36,6 +36,7 @@ type ApplicationAdminGetRow struct {
 	CoverLetter         pgtype.Text
 	Links               []string
 	ReceivedAt          time.Time
+	ErasedAt            *time.Time
 	DeliveryState       string
 	DeliveryAttempts    int32
 	LastAttemptAt       *time.Time
@@ -59,6 +60,7 @@ func (q *Queries) ApplicationAdminGet(ctx context.Context, id uuid.UUID) (Applic
 		&i.CoverLetter,
 		&i.Links,
 		&i.ReceivedAt,
+		&i.ErasedAt,
 		&i.DeliveryState,
 		&i.DeliveryAttempts,
 		&i.LastAttemptAt,
@@ -71,7 +73,7 @@ func (q *Queries) ApplicationAdminGet(ctx context.Context, id uuid.UUID) (Applic
 }
 
 const applicationStatusGet = `-- name: ApplicationStatusGet :one
-SELECT a.id, a.received_at,
+SELECT a.id, a.received_at, a.erased_at,
        coalesce(d.state, 'queued')::text AS delivery_state,
        coalesce(d.attempts, 0)::integer AS delivery_attempts,
        d.last_attempt_at
@@ -83,6 +85,7 @@ WHERE a.id = $1
 type ApplicationStatusGetRow struct {
 	ID               uuid.UUID
 	ReceivedAt       time.Time
+	ErasedAt         *time.Time
 	DeliveryState    string
 	DeliveryAttempts int32
 	LastAttemptAt    *time.Time
@@ -95,6 +98,7 @@ func (q *Queries) ApplicationStatusGet(ctx context.Context, id uuid.UUID) (Appli
 	err := row.Scan(
 		&i.ID,
 		&i.ReceivedAt,
+		&i.ErasedAt,
 		&i.DeliveryState,
 		&i.DeliveryAttempts,
 		&i.LastAttemptAt,

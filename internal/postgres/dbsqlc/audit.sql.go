@@ -11,8 +11,8 @@ import (
 )
 
 const auditInsert = `-- name: AuditInsert :exec
-INSERT INTO audit_log (actor, action, target_type, target_id, outcome, request_id)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO audit_log (actor, action, target_type, target_id, outcome, request_id, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 `
 
 type AuditInsertParams struct {
@@ -22,6 +22,7 @@ type AuditInsertParams struct {
 	TargetID   string
 	Outcome    string
 	RequestID  string
+	Detail     string
 }
 
 func (q *Queries) AuditInsert(ctx context.Context, arg AuditInsertParams) error {
@@ -32,12 +33,13 @@ func (q *Queries) AuditInsert(ctx context.Context, arg AuditInsertParams) error 
 		arg.TargetID,
 		arg.Outcome,
 		arg.RequestID,
+		arg.Detail,
 	)
 	return err
 }
 
 const auditList = `-- name: AuditList :many
-SELECT id, at, actor, action, target_type, target_id, outcome, request_id
+SELECT id, at, actor, action, target_type, target_id, outcome, request_id, detail
 FROM audit_log
 WHERE ($1::bigint = 0 OR id < $1::bigint)
   AND ($2::text = '' OR actor = $2::text)
@@ -87,6 +89,7 @@ func (q *Queries) AuditList(ctx context.Context, arg AuditListParams) ([]AuditLo
 			&i.TargetID,
 			&i.Outcome,
 			&i.RequestID,
+			&i.Detail,
 		); err != nil {
 			return nil, err
 		}

@@ -106,7 +106,8 @@ const deliveryMarkSent = `-- name: DeliveryMarkSent :execrows
 UPDATE deliveries
 SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = NULL,
     lease_expires_at = NULL, updated_at = now()
-WHERE application_id = $1 AND state = 'sending' AND attempts = $2
+WHERE application_id = $1 AND attempts = $2
+  AND (state = 'sending' OR (state = 'cancelled' AND last_error_class = 'erased'))
 `
 
 type DeliveryMarkSentParams struct {
@@ -114,7 +115,9 @@ type DeliveryMarkSentParams struct {
 	Attempt       int32
 }
 
-// Records the send, only for the attempt that owns the delivery.
+// Records the send, only for the attempt that owns the delivery. An erasure
+// that cancelled the delivery while this attempt was in flight leaves the
+// attempt's number in place: the email went, so the ledger says so.
 func (q *Queries) DeliveryMarkSent(ctx context.Context, arg DeliveryMarkSentParams) (int64, error) {
 	result, err := q.db.Exec(ctx, deliveryMarkSent, arg.ApplicationID, arg.Attempt)
 	if err != nil {

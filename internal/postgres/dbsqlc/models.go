@@ -43,6 +43,7 @@ type Application struct {
 	Links           []string
 	ReceivedAt      time.Time
 	StatusTokenHash []byte
+	ErasedAt        *time.Time
 }
 
 type AuditLog struct {
@@ -54,6 +55,7 @@ type AuditLog struct {
 	TargetID   string
 	Outcome    string
 	RequestID  string
+	Detail     string
 }
 
 type Delivery struct {

@@ -1,0 +1,79 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/intake/intake/db"
+	"github.com/intake/intake/internal/access"
+	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/postgres/dbsqlc"
+)
+
+// EraseApplication erases the personal data of the application with id on
+// behalf of c, in one transaction with its audit row (applications.erase,
+// target the id, the reason as its detail). ErrNotFound for an unknown id;
+// erasing an erased application again changes nothing more and succeeds.
+func (s *Store) EraseApplication(ctx context.Context, c access.Caller, id, reason string) error {
+	appID, err := uuid.Parse(id)
+	if err != nil {
+		return application.ErrNotFound
+	}
+	return s.auditedTx(ctx, c, "applications.erase", "application", func(tx pgx.Tx, q *dbsqlc.Queries) (string, string, error) {
+		return id, reason, erase(ctx, tx, q, appID)
+	})
+}
+
+// EraseByEmail erases every application whose normalised email is
+// normalizedEmail, on every posting, in ONE transaction, on behalf of c,
+// and returns how many it erased. Each application gets its own
+// applications.erase row; the request itself is audited as erasures.create
+// with the count as its detail, never the address.
+func (s *Store) EraseByEmail(ctx context.Context, c access.Caller, normalizedEmail, reason string) (int, error) {
+	var n int
+	err := s.auditedTx(ctx, c, "erasures.create", "erasure", func(tx pgx.Tx, q *dbsqlc.Queries) (string, string, error) {
+		ids, err := q.ApplicationIDsByEmail(ctx, normalizedEmail)
+		if err != nil {
+			return "", "", err
+		}
+		for _, id := range ids {
+			if err := erase(ctx, tx, q, id); err != nil {
+				return "", "", err
+			}
+			if err := insertAuditDetail(ctx, q, c, "applications.erase", "application", id.String(), reason, access.OutcomeOK); err != nil {
+				return "", "", err
+			}
+		}
+		n = len(ids)
+		detail := "erased " + strconv.Itoa(n)
+		if reason != "" {
+			detail += "; " + reason
+		}
+		return "", detail, nil
+	})
+	return n, err
+}
+
+// erase cancels the application's unsent confirmation (ledger and River
+// job), overwrites its personal fields and deletes the stored responses of
+// the submits that made it. The delivery's row lock orders it against an
+// attempt's start: an attempt that started first may still send and record
+// it; none can start once this commits. The delivery row is taken before
+// the application's, and River's job after it, the order in which the
+// relay and the worker take them, so none waits on another in a cycle.
+func erase(ctx context.Context, tx pgx.Tx, q *dbsqlc.Queries, id uuid.UUID) error {
+	if err := q.DeliveryCancelErased(ctx, id); err != nil {
+		return err
+	}
+	if _, err := q.ApplicationErase(ctx, id); err != nil {
+		return err
+	}
+	if err := q.IdempotencyKeysDeleteForApplication(ctx, id); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, db.RiverConfirmationCancel, id.String())
+	return err
+}
