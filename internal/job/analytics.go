@@ -23,7 +23,7 @@ type AnalyticsEventWorker struct {
 
 func (w *AnalyticsEventWorker) Work(ctx context.Context, job *river.Job[AnalyticsEventArgs]) error {
 	err := w.Sink.Record(ctx, job.Args.event())
-	w.Metrics.AnalyticsRecord(err)
+	w.Metrics.AnalyticsRecord(err, job.Args.OccurredAt)
 	if errors.Is(err, analytics.ErrPermanent) {
 		return river.JobCancel(err)
 	}

@@ -22,6 +22,7 @@ type Metrics struct {
 	emailSends    *prometheus.CounterVec
 	emailDuration *prometheus.HistogramVec
 	analytics     *prometheus.CounterVec
+	analyticsLag  prometheus.Histogram
 	relayRound    *prometheus.HistogramVec
 	relayEvents   prometheus.Histogram
 	rescues       *prometheus.CounterVec
@@ -47,6 +48,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from connecting to the SMTP server to its last reply, by result.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"result"}),
+		analyticsLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "intake_analytics_lag_seconds",
+			Help:    "Time from an event's commit to its analytics record (retries and outages included).",
+			Buckets: []float64{.01, .05, .1, .5, 1, 5, 30, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600, 72 * 3600},
+		}),
 		analytics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intake_analytics_records_total",
 			Help: "Analytics events given to the sink, by result (recorded, failed).",
@@ -76,7 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 		return time.Since(time.Unix(0, last)).Seconds()
 	})
-	reg.MustRegister(m.emailSends, m.emailDuration, m.analytics, m.relayRound, m.relayEvents, m.rescues, heartbeatAge)
+	reg.MustRegister(m.emailSends, m.emailDuration, m.analytics, m.analyticsLag, m.relayRound, m.relayEvents, m.rescues, heartbeatAge)
 	// The series alerts divide by exist from the start.
 	for _, r := range []string{SendSent, SendTemporary, SendPermanent} {
 		m.emailDuration.WithLabelValues(r)
@@ -112,14 +118,17 @@ func (m *Metrics) EmailSend(took time.Duration, err error) {
 	m.emailDuration.WithLabelValues(result).Observe(took.Seconds())
 }
 
-// AnalyticsRecord counts one event given to the sink.
-func (m *Metrics) AnalyticsRecord(err error) {
+// AnalyticsRecord counts one event given to the sink and, once recorded,
+// how long after the event's commit (occurredAt) that was.
+func (m *Metrics) AnalyticsRecord(err error, occurredAt time.Time) {
 	if m == nil {
 		return
 	}
 	result := "recorded"
 	if err != nil {
 		result = "failed"
+	} else {
+		m.analyticsLag.Observe(time.Since(occurredAt).Seconds())
 	}
 	m.analytics.WithLabelValues(result).Inc()
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/mail"
@@ -38,7 +39,20 @@ func TestNilMetrics(t *testing.T) {
 	t.Parallel()
 	var m *Metrics
 	m.EmailSend(time.Second, nil)
-	m.AnalyticsRecord(nil)
+	m.AnalyticsRecord(nil, time.Now())
 	m.RelayRound(time.Second, 1, nil)
 	m.Heartbeat(time.Now())
+}
+
+// A recorded event's lag is observed from its commit; a failed one is only
+// counted.
+func TestAnalyticsLag(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(prometheus.NewRegistry())
+	m.AnalyticsRecord(nil, time.Now().Add(-90*time.Second))
+	m.AnalyticsRecord(errors.New("sink down"), time.Now().Add(-time.Hour))
+	var h dto.Metric
+	require.NoError(t, m.analyticsLag.Write(&h))
+	require.EqualValues(t, 1, h.GetHistogram().GetSampleCount())
+	require.InDelta(t, 90, h.GetHistogram().GetSampleSum(), 5)
 }
