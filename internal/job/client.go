@@ -106,19 +106,20 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 			// Periodic checks: few and short, kept off the email queue.
 			QueueMaintenance: {MaxWorkers: 2},
 		},
-		PeriodicJobs: append(retentionJobs(), abandonedCheck(), reconciler(cmp.Or(s.ReconcileInterval, time.Minute))),
+		PeriodicJobs:         append(retentionJobs(), abandonedCheck(), reconciler(cmp.Or(s.ReconcileInterval, time.Minute))),
+		Workers:              workers,
+		FetchCooldown:        s.FetchCooldown,
+		FetchPollInterval:    s.FetchPollInterval,
+		JobTimeout:           s.JobTimeout,
+		RescueStuckJobsAfter: s.RescueAfter,
+		MaxAttempts:          s.Retry.MaxAttempts(),
+		ErrorHandler:         &errorHandler{logger: d.Logger},
+		Logger:               d.Logger,
+
 		// River's cleaner, set on purpose (see the constants).
 		CompletedJobRetentionPeriod: CompletedJobRetention,
 		CancelledJobRetentionPeriod: CancelledJobRetention,
 		DiscardedJobRetentionPeriod: DiscardedJobRetention,
-		Workers:                     workers,
-		FetchCooldown:               s.FetchCooldown,
-		FetchPollInterval:           s.FetchPollInterval,
-		JobTimeout:                  s.JobTimeout,
-		RescueStuckJobsAfter:        s.RescueAfter,
-		MaxAttempts:                 s.Retry.MaxAttempts(),
-		ErrorHandler:                &errorHandler{logger: d.Logger},
-		Logger:                      d.Logger,
 	})
 }
 
