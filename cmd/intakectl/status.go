@@ -142,9 +142,10 @@ func writeStatusText(w io.Writer, r postgres.StatusReport, reasons []string) err
 	if n := analyticsRetrying(r); n > 0 {
 		fmt.Fprintf(tw, "ANALYTICS\t%s\n", analyticsLine(n, r.AnalyticsLastError))
 	}
-	rc := r.Reconciler
-	fmt.Fprintf(tw, "RECONCILER\t%d confirmations re-enqueued (%d in the last 24h); %d events undispatched past its threshold\n",
-		rc.Reconciled, rc.Recent, rc.StaleEvents)
+	if rc := r.Reconciler; rc.Reconciled > 0 || rc.StaleEvents > 0 {
+		fmt.Fprintf(tw, "RECONCILE\t%d confirmations re-enqueued (%d in the last 24h); %d events undispatched past its threshold\n",
+			rc.Reconciled, rc.Recent, rc.StaleEvents)
+	}
 
 	fmt.Fprintln(tw, "\nJOB KIND\tSTATE\tJOBS\tOLDEST WAITING\tOLDEST RUNNING")
 	for _, j := range r.Jobs {
