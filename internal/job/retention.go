@@ -62,8 +62,8 @@ type OutboxRetentionWorker struct {
 func (w *OutboxRetentionWorker) Work(ctx context.Context, _ *river.Job[OutboxRetentionArgs]) error {
 	cutoff := w.Now().Add(-w.Retention)
 	n, err := w.Store.DeleteDispatchedEvents(ctx, cutoff, RetentionBatch)
-	if n > 0 || err != nil {
-		w.Logger.InfoContext(ctx, "outbox retention", "deleted", n, "dispatched_before", cutoff, "err", err)
+	if n > 0 {
+		w.Logger.InfoContext(ctx, "outbox retention", "deleted", n, "dispatched_before", cutoff)
 	}
 	return err
 }
@@ -88,8 +88,8 @@ type IdempotencyExpiryWorker struct {
 
 func (w *IdempotencyExpiryWorker) Work(ctx context.Context, _ *river.Job[IdempotencyExpiryArgs]) error {
 	n, err := w.Store.DeleteExpiredIdempotencyKeys(ctx, w.Now(), RetentionBatch)
-	if n > 0 || err != nil {
-		w.Logger.InfoContext(ctx, "idempotency keys expired", "deleted", n, "err", err)
+	if n > 0 {
+		w.Logger.InfoContext(ctx, "idempotency keys expired", "deleted", n)
 	}
 	return err
 }
