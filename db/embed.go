@@ -21,6 +21,13 @@ var RiverJobCounts string
 //go:embed river/deliveries_abandon.sql
 var DeliveriesAbandon string
 
+// DeliveriesReconcile marks reconciled the deliveries whose confirmation
+// job is gone and that were never reconciled ($1: how long a row must have
+// been left alone, $2: the most rows).
+//
+//go:embed river/deliveries_reconcile.sql
+var DeliveriesReconcile string
+
 // RiverAnalyticsLastError reads the last error of a retrying analytics job
 // for intakectl status.
 //

@@ -154,32 +154,55 @@ func TestWorkerSIGTERMLosesAndDuplicatesNothing(t *testing.T) {
 }
 
 // A worker killed during a job's last attempt: River's rescuer discards
-// the job without running it again, so only the leader's periodic check can
-// move the ledger on. It must end 'failed' (abandoned), which the status
-// page and intakectl status report, instead of "being sent" for ever.
+// the job without running it again, so only the leader's periodic jobs can
+// move the ledger on. The reconciler enqueues one new job (audited as the
+// system); when that one's worker dies on its last attempt too, the
+// abandoned check ends the delivery 'failed' (abandoned), which the status
+// page and intakectl status report, instead of "being sent" for ever, and
+// the reconciler does not try a third time.
 func TestWorkerKilledOnLastAttemptEndsFailed(t *testing.T) {
 	t.Parallel()
 	pool, dbURL, mailSrv := crashSetup(t, 1)
 	mailSrv.SetReplyDelay(800 * time.Millisecond) // the attempt waits for the greeting
 	bin := testkit.Binary(t, "intake-worker")
+	env := processEnv(dbURL, mailSrv)
+	env["INTAKE_RECONCILE_INTERVAL"] = "1s"
+	env["INTAKE_RECONCILE_AFTER"] = "1s"
 
-	first := testkit.StartProcess(t, bin, processEnv(dbURL, mailSrv))
+	// killOnLastAttempt waits for a running attempt of a job the query
+	// selects, makes it the job's last and kills the worker mid-send.
+	killOnLastAttempt := func(w *testkit.Process, which string) {
+		t.Helper()
+		waitFor(t, time.Minute, "an attempt of "+which+" started", func() bool {
+			tag, err := pool.Exec(context.Background(), `
+				UPDATE river_job j SET max_attempts = attempt
+				FROM deliveries d
+				WHERE j.kind = 'confirmation_email' AND j.state = 'running' AND d.state = 'sending'
+				  AND (d.reconciled_at IS NOT NULL) = $1`, which == "the reconciled job")
+			require.NoError(t, err)
+			return tag.RowsAffected() == 1
+		})
+		w.Kill()
+	}
+
+	first := testkit.StartProcess(t, bin, env)
 	first.WaitLog(t, "working", 20*time.Second)
-	waitFor(t, 30*time.Second, "the attempt started", func() bool {
-		return countWhere(t, pool, `SELECT count(*) FROM deliveries WHERE state = 'sending'`) == 1
-	})
-	_, err := pool.Exec(context.Background(),
-		`UPDATE river_job SET max_attempts = attempt WHERE kind = 'confirmation_email' AND state = 'running'`)
-	require.NoError(t, err)
-	first.Kill()
-	killedAt := time.Now()
+	killOnLastAttempt(first, "the first job")
 
-	second := testkit.StartProcess(t, bin, processEnv(dbURL, mailSrv))
+	second := testkit.StartProcess(t, bin, env)
 	second.WaitLog(t, "working", 20*time.Second)
+	killOnLastAttempt(second, "the reconciled job")
+	killedAt := time.Now()
+	require.Equal(t, 1, countWhere(t, pool, `SELECT count(*) FROM audit_log WHERE actor = 'system' AND action = 'deliveries.reconcile'`))
+
+	third := testkit.StartProcess(t, bin, env)
+	third.WaitLog(t, "working", 20*time.Second)
 	waitFor(t, 2*time.Minute, "the delivery ended failed", func() bool {
 		return countWhere(t, pool, `SELECT count(*) FROM deliveries WHERE state = 'failed' AND last_error_class = 'abandoned'`) == 1
 	})
-	t.Logf("killed on its last attempt: delivery failed (abandoned) %s after the kill", time.Since(killedAt).Round(100*time.Millisecond))
-	require.Equal(t, 1, countWhere(t, pool, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND state = 'discarded'`))
+	t.Logf("killed on the last attempt of the reconciled job too: delivery failed (abandoned) %s after the second kill", time.Since(killedAt).Round(100*time.Millisecond))
+	require.Equal(t, 2, countWhere(t, pool, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND state = 'discarded'`))
+	require.Equal(t, 2, countWhere(t, pool, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email'`), "reconciled once, never again")
+	require.Equal(t, 1, countWhere(t, pool, `SELECT count(*) FROM audit_log WHERE actor = 'system' AND action = 'deliveries.reconcile'`))
 	require.Empty(t, mailSrv.Messages())
 }

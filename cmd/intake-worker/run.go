@@ -116,6 +116,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		RescueAfter:          cfg.RescueAfter,
 		RecordTimeout:        cfg.RecordTimeout,
 		Retry:                retry,
+		OutboxRetention:      cfg.OutboxRetention,
+		ReconcileInterval:    cfg.ReconcileInterval,
+		ReconcileAfter:       cfg.ReconcileAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("river client: %w", err)

@@ -124,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "postings":
 		return postings(ctx, store, caller, args[1:], stdout)
 	case "status":
-		return status(ctx, store, args[1:], stdout)
+		return status(ctx, store, cfg.ReconcileAfter, args[1:], stdout)
 	case "deliveries":
 		return deliveries(ctx, cfg, pool, store, caller, args[1:], stdout)
 	case "analytics":

@@ -22,8 +22,9 @@ type stuckError struct{ reason string }
 func (e stuckError) Error() string { return "stuck: " + e.reason }
 
 // status prints what an operator checks after a crash and decides whether
-// something is stuck.
-func status(ctx context.Context, store *postgres.Store, args []string, stdout io.Writer) error {
+// something is stuck. reconcileAfter is the reconciler's threshold, which
+// the count of stale events uses too.
+func status(ctx context.Context, store *postgres.Store, reconcileAfter time.Duration, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
@@ -40,6 +41,10 @@ func status(ctx context.Context, store *postgres.Store, args []string, stdout io
 
 	report, err := store.Status(ctx, *seenWithin)
 	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if report.Reconciler, err = store.Reconciler(ctx, now.Add(-24*time.Hour), now.Add(-reconcileAfter)); err != nil {
 		return err
 	}
 	reasons := stuckReasons(report, *stuckAfter, *seenWithin)
@@ -139,6 +144,10 @@ func writeStatusText(w io.Writer, r postgres.StatusReport, reasons []string) err
 	if n := analyticsRetrying(r); n > 0 {
 		fmt.Fprintf(tw, "ANALYTICS\t%s\n", analyticsLine(n, r.AnalyticsLastError))
 	}
+	if rc := r.Reconciler; rc.Reconciled > 0 || rc.StaleEvents > 0 {
+		fmt.Fprintf(tw, "RECONCILE\t%d confirmations re-enqueued (%d in the last 24h); %d events undispatched past its threshold\n",
+			rc.Reconciled, rc.Recent, rc.StaleEvents)
+	}
 
 	fmt.Fprintln(tw, "\nJOB KIND\tSTATE\tJOBS\tOLDEST WAITING\tOLDEST RUNNING")
 	for _, j := range r.Jobs {
@@ -188,6 +197,7 @@ func writeStatusJSON(w io.Writer, r postgres.StatusReport, reasons []string) err
 			Retrying  int64  `json:"retrying"`
 			LastError string `json:"last_error"`
 		} `json:"analytics"`
+		Reconciler postgres.ReconcilerFinds `json:"reconciler"`
 	}{
 		OK:    len(reasons) == 0,
 		Stuck: nonNil(reasons),
@@ -204,6 +214,7 @@ func writeStatusJSON(w io.Writer, r postgres.StatusReport, reasons []string) err
 			Retrying  int64  `json:"retrying"`
 			LastError string `json:"last_error"`
 		}{analyticsRetrying(r), r.AnalyticsLastError},
+		Reconciler: r.Reconciler,
 	})
 }
 

@@ -32,6 +32,7 @@ type statusJSON struct {
 		Retrying  int64  `json:"retrying"`
 		LastError string `json:"last_error"`
 	} `json:"analytics"`
+	Reconciler postgres.ReconcilerFinds `json:"reconciler"`
 }
 
 func statusOf(t *testing.T, c *ctl, args ...string) (statusJSON, error) {
@@ -272,4 +273,23 @@ func TestStatusWorkerSeenLongAgoIsNotRunning(t *testing.T) {
 	mustExec(t, pool, `UPDATE worker_heartbeats SET last_seen_at = now() - interval '3 seconds'`)
 	s, _ = statusOf(t, c)
 	require.Len(t, s.Workers, 1)
+}
+
+// The reconciler's finds: deliveries it re-enqueued (in all, and in the
+// last day) and events undispatched past INTAKE_RECONCILE_AFTER.
+func TestStatusCountsReconcilerFinds(t *testing.T) {
+	t.Parallel()
+	c, pool, _ := statusSetup(t)
+	testkit.Seed(t, pool, "go-engineer", 4)
+	mustExec(t, pool, `INSERT INTO deliveries (application_id, reconciled_at)
+		SELECT aggregate_id, now() - interval '1 hour' * row_number() OVER (ORDER BY id) * 20 FROM outbox_events`)
+	mustExec(t, pool, `UPDATE outbox_events SET dispatched_at = now()
+		WHERE id IN (SELECT id FROM outbox_events ORDER BY id LIMIT 1)`)
+	mustExec(t, pool, `UPDATE outbox_events SET created_at = now() - interval '10 minutes'
+		WHERE id IN (SELECT id FROM outbox_events WHERE dispatched_at IS NULL ORDER BY id LIMIT 2)`)
+
+	s, _ := statusOf(t, c)
+	require.Equal(t, postgres.ReconcilerFinds{Reconciled: 4, Recent: 1, StaleEvents: 2}, s.Reconciler)
+	text, _, _ := c.run("status")
+	require.Contains(t, text, "RECONCILE  4 confirmations re-enqueued (1 in the last 24h); 2 events undispatched past its threshold")
 }

@@ -74,6 +74,11 @@ type Config struct {
 	RetryBase            time.Duration
 	RetryMax             time.Duration
 	RetryFor             time.Duration
+
+	// The leader's periodic jobs.
+	OutboxRetention   time.Duration
+	ReconcileInterval time.Duration
+	ReconcileAfter    time.Duration
 }
 
 // Var describes one environment variable: its name, default and meaning.
@@ -129,6 +134,9 @@ var Vars = []Var{
 	{Name: "INTAKE_RETRY_BASE", Default: "10s", Help: "first retry delay; doubles per attempt"},
 	{Name: "INTAKE_RETRY_MAX", Default: "30m", Help: "longest delay between retries"},
 	{Name: "INTAKE_RETRY_FOR", Default: "72h", Help: "how long a failing email or analytics job keeps being retried before it is given up"},
+	{Name: "INTAKE_OUTBOX_RETENTION", Default: "168h", Help: "dispatched outbox events older than this are deleted (hourly, in batches); at least 1h"},
+	{Name: "INTAKE_RECONCILE_INTERVAL", Default: "1m", Help: "how often the leader's reconciler looks for confirmations that lost their job"},
+	{Name: "INTAKE_RECONCILE_AFTER", Default: "5m", Help: "a delivery left alone this long with no job is re-enqueued once; an event undispatched this long is reported"},
 }
 
 // Load reads and validates every variable. The error names each bad
@@ -228,6 +236,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.RetryFor = r.duration("INTAKE_RETRY_FOR", time.Second, 365*24*time.Hour)
 
+	c.OutboxRetention = r.duration("INTAKE_OUTBOX_RETENTION", time.Hour, 10*365*24*time.Hour)
+	c.ReconcileInterval = r.duration("INTAKE_RECONCILE_INTERVAL", time.Second, time.Hour)
+	c.ReconcileAfter = r.duration("INTAKE_RECONCILE_AFTER", time.Second, 24*time.Hour)
+
 	return c, r.err()
 }
 
@@ -285,6 +297,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("INTAKE_RETRY_BASE", c.RetryBase.String()),
 		slog.String("INTAKE_RETRY_MAX", c.RetryMax.String()),
 		slog.String("INTAKE_RETRY_FOR", c.RetryFor.String()),
+		slog.String("INTAKE_OUTBOX_RETENTION", c.OutboxRetention.String()),
+		slog.String("INTAKE_RECONCILE_INTERVAL", c.ReconcileInterval.String()),
+		slog.String("INTAKE_RECONCILE_AFTER", c.ReconcileAfter.String()),
 	)
 }
 

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/url"
@@ -47,6 +48,16 @@ type Settings struct {
 	// recording its outcome (see ConfirmationEmailWorker).
 	RecordTimeout time.Duration
 	Retry         RetrySchedule
+	// OutboxRetention is how long dispatched outbox events are kept (zero:
+	// 7 days).
+	OutboxRetention time.Duration
+	// ReconcileInterval is how often the reconciler runs (zero: a minute);
+	// ReconcileAfter how long a delivery or an event must have been stuck
+	// before it counts (zero: 5 minutes).
+	ReconcileInterval time.Duration
+	ReconcileAfter    time.Duration
+	// Now is the periodic jobs' clock (time.Now when nil).
+	Now func() time.Time
 }
 
 // Deps are what the workers use.
@@ -81,6 +92,15 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 	})
 	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry, Metrics: d.Metrics})
 	river.AddWorker(workers, &AbandonedDeliveriesWorker{Store: d.Store, Logger: d.Logger})
+	now := s.Now
+	if now == nil {
+		now = time.Now
+	}
+	river.AddWorker(workers, &ReconcilerWorker{Store: d.Store, Logger: d.Logger, Now: now,
+		After: cmp.Or(s.ReconcileAfter, 5*time.Minute), MaxAttempts: s.Retry.MaxAttempts()})
+	river.AddWorker(workers, &OutboxRetentionWorker{Store: d.Store, Logger: d.Logger, Now: now,
+		Retention: cmp.Or(s.OutboxRetention, 7*24*time.Hour)})
+	river.AddWorker(workers, &IdempotencyExpiryWorker{Store: d.Store, Logger: d.Logger, Now: now})
 	var middleware []rivertype.Middleware
 	if d.Metrics != nil {
 		middleware = append(middleware, &rescueCounter{metrics: d.Metrics})
@@ -94,7 +114,7 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 			// Periodic checks: few and short, kept off the email queue.
 			QueueMaintenance: {MaxWorkers: 2},
 		},
-		PeriodicJobs:         []*river.PeriodicJob{abandonedCheck()},
+		PeriodicJobs:         append(retentionJobs(), abandonedCheck(), reconciler(cmp.Or(s.ReconcileInterval, time.Minute))),
 		Workers:              workers,
 		FetchCooldown:        s.FetchCooldown,
 		FetchPollInterval:    s.FetchPollInterval,
@@ -103,6 +123,11 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		MaxAttempts:          s.Retry.MaxAttempts(),
 		ErrorHandler:         &errorHandler{logger: d.Logger},
 		Logger:               d.Logger,
+
+		// River's cleaner, set on purpose (see the constants).
+		CompletedJobRetentionPeriod: CompletedJobRetention,
+		CancelledJobRetentionPeriod: CancelledJobRetention,
+		DiscardedJobRetentionPeriod: DiscardedJobRetention,
 	})
 }
 

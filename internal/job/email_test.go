@@ -262,6 +262,7 @@ func TestAbandonedDeliveriesEndFailed(t *testing.T) {
 	j := b.runningJob(t)
 	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
+	b.markReconciled(t) // the reconciler gave it its second job already
 	ids, err := b.store.AbandonDeliveries(ctx, 0)
 	require.NoError(t, err)
 	require.Empty(t, ids, "the lease is live: not abandoned")
@@ -291,6 +292,97 @@ func TestAbandonedDeliveriesEndFailed(t *testing.T) {
 	ids, err = b.store.AbandonDeliveries(ctx, 0)
 	require.NoError(t, err)
 	require.Empty(t, ids, "once is enough")
+}
+
+// The reconciler comes first: a delivery whose job is gone and that was
+// never reconciled is the reconciler's, not the abandoned check's.
+func TestAbandonedCheckLeavesUnreconciledToReconciler(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	ctx := t.Context()
+	j := b.runningJob(t)
+	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	require.NoError(t, err)
+	b.expireLease(t)
+	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = $1`, j.ID)
+	require.NoError(t, err)
+	ids, err := b.store.AbandonDeliveries(ctx, 0)
+	require.NoError(t, err)
+	require.Empty(t, ids, "not reconciled yet: the reconciler re-enqueues it first")
+	state, _ := b.ledger(t)
+	require.Equal(t, "sending", state)
+}
+
+// The worker died on the job's last attempt and River discarded the job:
+// the reconciler enqueues one new job for the delivery, audited as the
+// system, records that it did, and never does it again; the new job sends
+// the email.
+func TestReconcilerReenqueuesOnce(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	ctx := t.Context()
+	rc := &job.ReconcilerWorker{Store: b.store, Logger: slog.New(slog.DiscardHandler), Now: time.Now, After: time.Hour, MaxAttempts: 5}
+	reconcile := func() {
+		t.Helper()
+		require.NoError(t, rc.Work(b.workCtx(ctx), &river.Job[job.ReconcilerArgs]{}))
+	}
+	first := b.runningJob(t)
+	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	require.NoError(t, err)
+
+	reconcile()
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email'`), "the job is running: nothing to do")
+	b.expireLease(t)
+	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = $1`, first.ID)
+	require.NoError(t, err)
+	reconcile()
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email'`), "touched within After: left alone")
+
+	_, err = b.pool.Exec(ctx, `UPDATE deliveries SET updated_at = now() - interval '2 hours'`)
+	require.NoError(t, err)
+	reconcile()
+	reconcile()
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND state = 'available'`), "one new job")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM deliveries WHERE reconciled_at IS NOT NULL`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM audit_log WHERE actor = 'system' AND action = 'deliveries.reconcile'
+		AND target_type = 'application' AND target_id = '`+b.appID+`' AND outcome = 'ok'`))
+
+	secondID := b.idOf(t, `SELECT id FROM river_job WHERE kind = 'confirmation_email' AND state = 'available'`)
+	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() WHERE id = $1`, secondID)
+	require.NoError(t, err)
+	second, err := b.river.JobGet(ctx, secondID)
+	require.NoError(t, err)
+	require.NoError(t, b.worker(b.store, 30*time.Second, 10*time.Second).Work(b.workCtx(ctx),
+		&river.Job[job.ConfirmationEmailArgs]{JobRow: second, Args: job.ConfirmationEmailArgs{ApplicationID: b.appID}}))
+	b.waitLedger(t, "sent")
+	require.Len(t, b.smtp.Messages(), 1)
+
+	// Lost again (an operator deletes the job): never a third job.
+	_, err = b.pool.Exec(ctx, `UPDATE deliveries SET state = 'queued', sent_at = NULL, updated_at = now() - interval '2 hours';
+		DELETE FROM river_job WHERE kind = 'confirmation_email'`)
+	require.NoError(t, err)
+	reconcile()
+	require.Zero(t, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email'`), "reconciled once already")
+}
+
+func (b *emailBundle) markReconciled(t *testing.T) {
+	t.Helper()
+	_, err := b.pool.Exec(t.Context(), `UPDATE deliveries SET reconciled_at = now() WHERE application_id = $1`, b.appID)
+	require.NoError(t, err)
+}
+
+func (b *emailBundle) count(t *testing.T, query string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(t.Context(), query).Scan(&n))
+	return n
+}
+
+func (b *emailBundle) idOf(t *testing.T, query string) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, b.pool.QueryRow(t.Context(), query).Scan(&id))
+	return id
 }
 
 // expireLease ends the live attempt's lease now, as time would.

@@ -28,6 +28,10 @@ type StatusReport struct {
 	// OutboxQuarantine counts the events set aside because they could not
 	// become jobs (not in OutboxUndispatched: the relay no longer tries them).
 	OutboxQuarantine QuarantineSummary
+
+	// Reconciler is what the leader's reconciler found; Status leaves it
+	// zero, the caller fills it with Store.Reconciler and its thresholds.
+	Reconciler ReconcilerFinds
 }
 
 // JobCount is River's jobs of one kind in one state.

@@ -70,6 +70,7 @@ type Delivery struct {
 	UpdatedAt      time.Time
 	AcknowledgedAt *time.Time
 	LeaseExpiresAt *time.Time
+	ReconciledAt   *time.Time
 }
 
 type IdempotencyKey struct {
