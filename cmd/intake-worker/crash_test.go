@@ -105,9 +105,9 @@ func TestWorkerSIGKILLMidBatch(t *testing.T) {
 	resp.Body.Close()
 	require.NoError(t, err)
 	// River's own record of what it rescued, not the count taken just
-	// after the kill, which a fetch committing at that instant can miss.
+	// after the kill: a fetch or a completion the dead process had already
+	// sent can still commit around that instant, either way.
 	rescued := countWhere(t, pool, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND errors::text LIKE '%Stuck job rescued%'`)
-	require.GreaterOrEqual(t, rescued, inFlight)
 	require.Contains(t, string(metrics), fmt.Sprintf("intake_job_rescues_total{kind=\"confirmation_email\"} %d\n", rescued))
 
 	counts := mailSrv.CountByMessageID()
