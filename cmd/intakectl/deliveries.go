@@ -60,7 +60,7 @@ func deliveries(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, stor
 		return tw.Flush()
 
 	case "ack":
-		if err := needTargets(*all, ids); err != nil {
+		if err := needTargets(*all, ids, "application ids", "every failed delivery"); err != nil {
 			return err
 		}
 		n, err := store.AcknowledgeFailedDeliveries(ctx, caller, ids)
@@ -71,7 +71,7 @@ func deliveries(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, stor
 		return nil
 
 	case "retry":
-		if err := needTargets(*all, ids); err != nil {
+		if err := needTargets(*all, ids, "application ids", "every failed delivery"); err != nil {
 			return err
 		}
 		// An insert-only client: it never works jobs, the workers do.
@@ -100,13 +100,14 @@ func deliveries(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, stor
 }
 
 // needTargets insists on explicit ids or --all, so a bare command never
-// acts on everything by accident.
-func needTargets(all bool, ids []string) error {
+// acts on everything by accident. what names the ids ("application ids"),
+// every what --all means ("every failed delivery").
+func needTargets(all bool, ids []string, what, every string) error {
 	switch {
 	case all && len(ids) > 0:
-		return usageError{"give application ids or --all, not both"}
+		return usageError{"give " + what + " or --all, not both"}
 	case !all && len(ids) == 0:
-		return usageError{"give application ids, or --all for every failed delivery"}
+		return usageError{"give " + what + ", or --all for " + every}
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func outboxEvents(ctx context.Context, store *postgres.Store, caller access.Call
 		return tw.Flush()
 
 	case "retry":
-		if err := needEventTargets(*all, ids); err != nil {
+		if err := needTargets(*all, ids, "event ids", "every quarantined event"); err != nil {
 			return err
 		}
 		released, err := store.ReleaseQuarantined(ctx, caller, ids)
@@ -74,16 +74,4 @@ func outboxEvents(ctx context.Context, store *postgres.Store, caller access.Call
 	default:
 		return usageError{fmt.Sprintf("unknown outbox subcommand %q", args[0])}
 	}
-}
-
-// needEventTargets insists on explicit event ids or --all, so a bare retry
-// never releases everything by accident.
-func needEventTargets(all bool, ids []string) error {
-	switch {
-	case all && len(ids) > 0:
-		return usageError{"give event ids or --all, not both"}
-	case !all && len(ids) == 0:
-		return usageError{"give event ids, or --all for every quarantined event"}
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func FuzzRawRequest(f *testing.F) {
 		var req strings.Builder
 		req.WriteString(method + " " + target + " HTTP/1.1\r\nHost: " + addr + "\r\n" + headers)
 		if !strings.Contains(strings.ToLower(headers), "content-length") {
-			req.WriteString("Content-Length: " + itoa(len(body)) + "\r\n")
+			req.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n")
 		}
 		req.WriteString("Connection: close\r\n\r\n")
 		req.Write(body)
@@ -79,15 +80,4 @@ func FuzzRawRequest(f *testing.F) {
 			t.Fatalf("%q %q with headers %q and body %q: %d", method, target, headers, body, resp.StatusCode)
 		}
 	})
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }

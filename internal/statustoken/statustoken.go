@@ -126,18 +126,14 @@ func NewKeys(current, previous []byte) (Keys, error) {
 // Derive returns the status token of an application: base64url, without
 // padding, of the first 128 bits of HMAC-SHA256(secret, label || id).
 func (k Keys) Derive(applicationID string) string {
-	return derive(k.mustCurrent(), applicationID)
+	return mac(k.mustCurrent(), label, applicationID)
 }
 
 // Verify reports whether token is the application's token under the
 // current or the previous secret. Comparisons take the same time whatever
 // the token says.
 func (k Keys) Verify(applicationID, token string) bool {
-	ok := hmac.Equal([]byte(token), []byte(derive(k.mustCurrent(), applicationID)))
-	if k.previous != nil {
-		ok = hmac.Equal([]byte(token), []byte(derive(k.previous, applicationID))) || ok
-	}
-	return ok
+	return k.verify(label, applicationID, token)
 }
 
 // CSRFToken signs a form session id (the value of the CSRF cookie): the
@@ -150,11 +146,7 @@ func (k Keys) CSRFToken(session string) string {
 // VerifyCSRF reports whether token is session's CSRF token under the
 // current or the previous secret, in constant time.
 func (k Keys) VerifyCSRF(session, token string) bool {
-	ok := hmac.Equal([]byte(token), []byte(mac(k.mustCurrent(), csrfLabel, session)))
-	if k.previous != nil {
-		ok = hmac.Equal([]byte(token), []byte(mac(k.previous, csrfLabel, session))) || ok
-	}
-	return ok
+	return k.verify(csrfLabel, session, token)
 }
 
 // CursorMAC signs an admin page cursor: msg holds the cursor's position
@@ -167,9 +159,16 @@ func (k Keys) CursorMAC(msg string) string {
 // VerifyCursor reports whether tag is msg's cursor MAC under the current or
 // the previous secret, in constant time.
 func (k Keys) VerifyCursor(msg, tag string) bool {
-	ok := hmac.Equal([]byte(tag), []byte(mac(k.mustCurrent(), cursorLabel, msg)))
+	return k.verify(cursorLabel, msg, tag)
+}
+
+// verify reports whether tag is msg's MAC under label with the current or
+// the previous secret. Both comparisons always run, in constant time, so
+// the answer's timing says nothing about which secret (if any) matched.
+func (k Keys) verify(label, msg, tag string) bool {
+	ok := hmac.Equal([]byte(tag), []byte(mac(k.mustCurrent(), label, msg)))
 	if k.previous != nil {
-		ok = hmac.Equal([]byte(tag), []byte(mac(k.previous, cursorLabel, msg))) || ok
+		ok = hmac.Equal([]byte(tag), []byte(mac(k.previous, label, msg))) || ok
 	}
 	return ok
 }
@@ -188,10 +187,6 @@ func (k Keys) mustCurrent() []byte {
 		panic("statustoken: Keys without a secret; use NewKeys")
 	}
 	return k.current
-}
-
-func derive(secret []byte, applicationID string) string {
-	return mac(secret, label, applicationID)
 }
 
 // mac is base64url, without padding, of the first 128 bits of
