@@ -52,11 +52,3 @@ func (w *AbandonedDeliveriesWorker) Work(ctx context.Context, _ *river.Job[Aband
 	return nil
 }
 
-// abandonedCheck runs the check on the leader every AbandonedCheckInterval.
-func abandonedCheck() *river.PeriodicJob {
-	return river.NewPeriodicJob(
-		river.PeriodicInterval(AbandonedCheckInterval),
-		func() (river.JobArgs, *river.InsertOpts) { return AbandonedDeliveriesArgs{}, nil },
-		&river.PeriodicJobOpts{ID: "deliveries_abandoned_check", RunOnStart: true},
-	)
-}

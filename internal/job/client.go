@@ -114,7 +114,12 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 			// Periodic checks: few and short, kept off the email queue.
 			QueueMaintenance: {MaxWorkers: 2},
 		},
-		PeriodicJobs:         append(retentionJobs(), abandonedCheck(), reconciler(cmp.Or(s.ReconcileInterval, time.Minute))),
+		PeriodicJobs: []*river.PeriodicJob{
+			periodic(OutboxRetentionArgs{}, RetentionInterval),
+			periodic(IdempotencyExpiryArgs{}, RetentionInterval),
+			periodic(AbandonedDeliveriesArgs{}, AbandonedCheckInterval),
+			periodic(ReconcilerArgs{}, cmp.Or(s.ReconcileInterval, time.Minute)),
+		},
 		Workers:              workers,
 		FetchCooldown:        s.FetchCooldown,
 		FetchPollInterval:    s.FetchPollInterval,
@@ -129,6 +134,16 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		CancelledJobRetentionPeriod: CancelledJobRetention,
 		DiscardedJobRetentionPeriod: DiscardedJobRetention,
 	})
+}
+
+// periodic runs a job of args' kind on the leader every interval, and once
+// when a leader starts, under the kind as its periodic id.
+func periodic(args river.JobArgs, interval time.Duration) *river.PeriodicJob {
+	return river.NewPeriodicJob(
+		river.PeriodicInterval(interval),
+		func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+		&river.PeriodicJobOpts{ID: args.Kind(), RunOnStart: true},
+	)
 }
 
 // errorHandler logs job failures with the job's id, kind and attempt. Job

@@ -70,11 +70,3 @@ func (w *ReconcilerWorker) Work(ctx context.Context, _ *river.Job[ReconcilerArgs
 	return nil
 }
 
-// reconciler runs the reconciler on the leader every interval.
-func reconciler(interval time.Duration) *river.PeriodicJob {
-	return river.NewPeriodicJob(
-		river.PeriodicInterval(interval),
-		func() (river.JobArgs, *river.InsertOpts) { return ReconcilerArgs{}, nil },
-		&river.PeriodicJobOpts{ID: "deliveries_reconcile", RunOnStart: true},
-	)
-}

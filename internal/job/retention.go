@@ -94,19 +94,3 @@ func (w *IdempotencyExpiryWorker) Work(ctx context.Context, _ *river.Job[Idempot
 	return err
 }
 
-// retentionJobs run on the leader every RetentionInterval, and once at its
-// start.
-func retentionJobs() []*river.PeriodicJob {
-	return []*river.PeriodicJob{
-		river.NewPeriodicJob(
-			river.PeriodicInterval(RetentionInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return OutboxRetentionArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "outbox_retention", RunOnStart: true},
-		),
-		river.NewPeriodicJob(
-			river.PeriodicInterval(RetentionInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return IdempotencyExpiryArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "idempotency_key_expiry", RunOnStart: true},
-		),
-	}
-}
