@@ -51,4 +51,3 @@ func (w *AbandonedDeliveriesWorker) Work(ctx context.Context, _ *river.Job[Aband
 	}
 	return nil
 }
-

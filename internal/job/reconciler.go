@@ -69,4 +69,3 @@ func (w *ReconcilerWorker) Work(ctx context.Context, _ *river.Job[ReconcilerArgs
 	}
 	return nil
 }
-

@@ -93,4 +93,3 @@ func (w *IdempotencyExpiryWorker) Work(ctx context.Context, _ *river.Job[Idempot
 	}
 	return err
 }
-
