@@ -46,14 +46,18 @@ const (
 // something to apply to right away.
 var samplePostings = []application.NewPosting{
 	{
-		Slug:  "backend-engineer",
-		Title: "Backend engineer (Go)",
+		Slug:     "backend-engineer",
+		Title:    "Backend engineer (Go)",
+		Location: "Berlin or remote (EU)",
+		Team:     "Engineering",
 		Description: "Build and run the services behind our hiring product in Go and PostgreSQL. " +
 			"You will design APIs, keep data correct when machines fail, and share on-call with a small team.",
 	},
 	{
-		Slug:  "product-designer",
-		Title: "Product designer",
+		Slug:     "product-designer",
+		Title:    "Product designer",
+		Location: "Lisbon",
+		Team:     "Design",
 		Description: "Shape how applicants and recruiters use our product, from the first sketch to the shipped screen. " +
 			"You will talk to users, prototype quickly and work side by side with engineers.",
 	},

@@ -23,7 +23,7 @@ const usage = `usage: intakectl <command> [flags]
 commands:
   migrate                                   create the database if missing, apply River's and
                                             Intake's migrations (idempotent)
-  postings add --slug S --title T [--description D]
+  postings add --slug S --title T [--description D] [--location L] [--team T]
                                             create an open posting
   postings close S                          stop taking applications for S
   postings open S                           take applications for S again
@@ -155,6 +155,8 @@ func postings(ctx context.Context, store *postgres.Store, caller access.Caller, 
 		fs.StringVar(&p.Slug, "slug", "", "URL name, like senior-go-engineer")
 		fs.StringVar(&p.Title, "title", "", "title shown to applicants")
 		fs.StringVar(&p.Description, "description", "", "description shown to applicants")
+		fs.StringVar(&p.Location, "location", "", "where the job is based, like \"Berlin or remote\" (optional)")
+		fs.StringVar(&p.Team, "team", "", "the team it joins, like \"Engineering\" (optional)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
 		}

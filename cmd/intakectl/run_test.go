@@ -114,6 +114,14 @@ func TestPostings(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "Build Intake.", p.Description)
 	require.Equal(t, application.PostingOpen, p.Status)
+	require.Empty(t, p.Location)
+	require.Empty(t, p.Team)
+
+	c.ok("postings", "add", "--slug", "sre", "--title", "SRE", "--location", " Berlin or remote ", "--team", "Platform")
+	p, err = postgres.NewStore(pool).Posting(context.Background(), "sre")
+	require.NoError(t, err)
+	require.Equal(t, "Berlin or remote", p.Location)
+	require.Equal(t, "Platform", p.Team)
 }
 
 func TestPostingsErrors(t *testing.T) {
@@ -135,6 +143,14 @@ func TestPostingsErrors(t *testing.T) {
 		t.Parallel()
 		_, _, err := c.run("postings", "add", "--slug", "no-title")
 		require.ErrorContains(t, err, "title")
+	})
+
+	t.Run("location too long", func(t *testing.T) {
+		t.Parallel()
+		_, _, err := c.run("postings", "add", "--slug", "far", "--title", "T", "--location", strings.Repeat("x", 201))
+		var v *application.ValidationError
+		require.ErrorAs(t, err, &v)
+		require.Equal(t, "location", v.Errors[0].Field)
 	})
 
 	t.Run("slug taken", func(t *testing.T) {

@@ -1,6 +1,6 @@
 -- name: PostingInsert :one
-INSERT INTO postings (slug, title, description)
-VALUES (@slug, @title, @description)
+INSERT INTO postings (slug, title, description, location, team)
+VALUES (@slug, @title, @description, @location, @team)
 RETURNING *;
 
 -- name: PostingGetBySlug :one
@@ -17,6 +17,8 @@ SELECT * FROM postings WHERE status = 'open' ORDER BY created_at, id;
 UPDATE postings
 SET title = coalesce(sqlc.narg(title), title),
     description = coalesce(sqlc.narg(description), description),
+    location = coalesce(sqlc.narg(location), location),
+    team = coalesce(sqlc.narg(team), team),
     status = coalesce(sqlc.narg(status), status),
     updated_at = now()
 WHERE slug = @slug

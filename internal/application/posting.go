@@ -2,6 +2,7 @@ package application
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,8 +22,11 @@ type Posting struct {
 	Slug        string
 	Title       string
 	Description string
-	Status      PostingStatus
-	CreatedAt   time.Time
+	// Location and Team are shown beside the title; empty when not given.
+	Location  string
+	Team      string
+	Status    PostingStatus
+	CreatedAt time.Time
 }
 
 // NewPosting is the input for creating a posting.
@@ -30,6 +34,8 @@ type NewPosting struct {
 	Slug        string
 	Title       string
 	Description string
+	Location    string // optional
+	Team        string // optional
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
@@ -45,6 +51,8 @@ const (
 	MaxSlugLen        = 100
 	MaxTitleLen       = 200
 	MaxDescriptionLen = 20000
+	MaxLocationLen    = 200
+	MaxTeamLen        = 200
 )
 
 // Validate checks p against the rules the database also enforces, so a bad
@@ -72,7 +80,20 @@ func (p *NewPosting) Validate() error {
 	if utf8.RuneCountInString(p.Description) > MaxDescriptionLen {
 		v.add("description", "must be at most 20000 characters")
 	}
+	p.Location = optionalLine(&v, "location", p.Location, MaxLocationLen)
+	p.Team = optionalLine(&v, "team", p.Team, MaxTeamLen)
 	return v.err()
+}
+
+// optionalLine trims s, an optional one-line field such as a posting's
+// location, and checks it by a title's rules: at most max characters. An
+// empty value is allowed (the field is left out where it would show).
+func optionalLine(v *ValidationError, field, s string, max int) string {
+	s = strings.TrimSpace(s)
+	if utf8.RuneCountInString(s) > max {
+		v.add(field, "must be at most "+strconv.Itoa(max)+" characters")
+	}
+	return s
 }
 
 // Employer is who the careers site and its emails speak for

@@ -40,6 +40,11 @@ func TestNewPostingValidate(t *testing.T) {
 		{name: "description at limit in multi-byte characters", p: application.NewPosting{Slug: "go", Title: "T", Description: strings.Repeat("ü", application.MaxDescriptionLen)}},
 		{name: "description one over limit", p: application.NewPosting{Slug: "go", Title: "T", Description: strings.Repeat("ü", application.MaxDescriptionLen+1)}, fields: []string{"description"}, msg: "20000"},
 		{name: "description multiline", p: application.NewPosting{Slug: "go", Title: "T", Description: "Line one.\n\nLine two."}},
+		{name: "location and team", p: application.NewPosting{Slug: "go", Title: "T", Location: "Berlin or remote", Team: "Engineering"}},
+		{name: "location at limit in multi-byte characters", p: application.NewPosting{Slug: "go", Title: "T", Location: strings.Repeat("ß", application.MaxLocationLen)}},
+		{name: "location one over limit", p: application.NewPosting{Slug: "go", Title: "T", Location: strings.Repeat("ß", application.MaxLocationLen+1)}, fields: []string{"location"}, msg: "200"},
+		{name: "team one over limit", p: application.NewPosting{Slug: "go", Title: "T", Team: strings.Repeat("x", application.MaxTeamLen+1)}, fields: []string{"team"}, msg: "200"},
+		{name: "team only whitespace is no team", p: application.NewPosting{Slug: "go", Title: "T", Team: " \t "}},
 		{name: "everything wrong", p: application.NewPosting{Slug: "Nope!", Title: "", Description: strings.Repeat("x", application.MaxDescriptionLen+1)},
 			fields: []string{"slug", "title", "description"}},
 	}
@@ -62,7 +67,25 @@ func TestNewPostingValidate(t *testing.T) {
 
 func TestNewPostingValidateTrimsInPlace(t *testing.T) {
 	t.Parallel()
-	p := application.NewPosting{Slug: "  go-engineer\n", Title: "\t Go Engineer ", Description: "\n About the role. \n"}
+	p := application.NewPosting{Slug: "  go-engineer\n", Title: "\t Go Engineer ", Description: "\n About the role. \n",
+		Location: " Lisbon\n", Team: "\tPlatform "}
 	require.NoError(t, p.Validate())
-	require.Equal(t, application.NewPosting{Slug: "go-engineer", Title: "Go Engineer", Description: "About the role."}, p)
+	require.Equal(t, application.NewPosting{Slug: "go-engineer", Title: "Go Engineer", Description: "About the role.",
+		Location: "Lisbon", Team: "Platform"}, p)
+}
+
+func TestPostingPatchLocationAndTeam(t *testing.T) {
+	t.Parallel()
+	ptr := func(s string) *string { return &s }
+
+	p := application.PostingPatch{Location: ptr("  Remote (EU) "), Team: ptr("")}
+	require.NoError(t, p.Validate(), "location alone is a change, and an empty team clears it")
+	require.Equal(t, "Remote (EU)", *p.Location)
+	require.Equal(t, "", *p.Team)
+
+	p = application.PostingPatch{Location: ptr(strings.Repeat("x", application.MaxLocationLen+1)), Team: ptr(strings.Repeat("x", application.MaxTeamLen+1))}
+	require.ElementsMatch(t, []string{"location", "team"}, fields(fieldErrors(t, p.Validate())))
+
+	p = application.PostingPatch{}
+	require.Contains(t, fieldErrors(t, p.Validate())["title"], "location, team")
 }

@@ -49,6 +49,8 @@ type Record struct {
 type PostingPatch struct {
 	Title       *string
 	Description *string
+	Location    *string
+	Team        *string
 	Status      *PostingStatus
 }
 
@@ -56,8 +58,8 @@ type PostingPatch struct {
 // same fields, and that it changes something.
 func (p *PostingPatch) Validate() error {
 	var v ValidationError
-	if p.Title == nil && p.Description == nil && p.Status == nil {
-		v.add("title", "give at least one of title, description and status")
+	if p.Title == nil && p.Description == nil && p.Location == nil && p.Team == nil && p.Status == nil {
+		v.add("title", "give at least one of title, description, location, team and status")
 	}
 	if p.Title != nil {
 		t := strings.TrimSpace(*p.Title)
@@ -75,6 +77,14 @@ func (p *PostingPatch) Validate() error {
 		if utf8.RuneCountInString(d) > MaxDescriptionLen {
 			v.add("description", "must be at most 20000 characters")
 		}
+	}
+	if p.Location != nil {
+		l := optionalLine(&v, "location", *p.Location, MaxLocationLen)
+		p.Location = &l
+	}
+	if p.Team != nil {
+		t := optionalLine(&v, "team", *p.Team, MaxTeamLen)
+		p.Team = &t
 	}
 	if p.Status != nil && *p.Status != PostingOpen && *p.Status != PostingClosed {
 		v.add("status", `must be "open" or "closed"`)

@@ -152,11 +152,15 @@ type createJobRequest struct {
 	Slug        string `json:"slug"`
 	Title       string `json:"title"`
 	Description string `json:"description"`
+	Location    string `json:"location"`
+	Team        string `json:"team"`
 }
 
 type patchJobRequest struct {
 	Title       *string `json:"title"`
 	Description *string `json:"description"`
+	Location    *string `json:"location"`
+	Team        *string `json:"team"`
 	Status      *string `json:"status"`
 }
 
@@ -167,7 +171,8 @@ func handleCreateJob(store *postgres.Store, maxBody int64) echo.HandlerFunc {
 		if err := decodeJSON(c, maxBody, &req); err != nil {
 			return err
 		}
-		p := application.NewPosting{Slug: req.Slug, Title: req.Title, Description: req.Description}
+		p := application.NewPosting{Slug: req.Slug, Title: req.Title, Description: req.Description,
+			Location: req.Location, Team: req.Team}
 		if err := p.Validate(); err != nil {
 			return err
 		}
@@ -180,14 +185,16 @@ func handleCreateJob(store *postgres.Store, maxBody int64) echo.HandlerFunc {
 	}
 }
 
-// handlePatchJob changes a posting's title, description or status.
+// handlePatchJob changes a posting's title, description, location, team or
+// status.
 func handlePatchJob(store *postgres.Store, maxBody int64) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req patchJobRequest
 		if err := decodeJSON(c, maxBody, &req); err != nil {
 			return err
 		}
-		patch := application.PostingPatch{Title: req.Title, Description: req.Description}
+		patch := application.PostingPatch{Title: req.Title, Description: req.Description,
+			Location: req.Location, Team: req.Team}
 		if req.Status != nil {
 			st := application.PostingStatus(*req.Status)
 			patch.Status = &st

@@ -576,6 +576,50 @@ func TestAdminJobs(t *testing.T) {
 	require.Equal(t, []string{"jobs.create data-engineer ok", "jobs.create data-engineer error", "jobs.update data-engineer ok", "jobs.update no-such-job error"}, actions)
 }
 
+// A posting's location and team: optional, set on create, changed or
+// cleared by PATCH, shown by the public API; too long is refused by name and
+// changes nothing.
+func TestAdminJobsLocationAndTeam(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	_, admin := mint(t, api, access.RoleAdmin)
+	type job struct{ Slug, Title, Location, Team string }
+	get := func(path string) job {
+		t.Helper()
+		res := api.Do(t, http.MethodGet, path, "")
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		var j job
+		require.NoError(t, json.Unmarshal(res.Body, &j))
+		return j
+	}
+
+	res := as(t, api, admin, http.MethodPost, "/api/v1/admin/jobs", `{"slug":"sre","title":"SRE","location":" Berlin or remote ","team":"Platform"}`)
+	require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+	require.Equal(t, job{"sre", "SRE", "Berlin or remote", "Platform"}, get("/api/v1/jobs/sre"))
+	res = as(t, api, admin, http.MethodPost, "/api/v1/admin/jobs", `{"slug":"intern","title":"Intern"}`)
+	require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+	require.Contains(t, string(api.Do(t, http.MethodGet, "/api/v1/jobs/intern", "").Body), `"location":"","team":""`, "not given: empty")
+
+	res = api.Do(t, http.MethodGet, "/api/v1/jobs", "")
+	var list struct{ Jobs []job }
+	require.NoError(t, json.Unmarshal(res.Body, &list))
+	require.Contains(t, list.Jobs, job{"sre", "SRE", "Berlin or remote", "Platform"})
+
+	long := strings.Repeat("x", 201)
+	p := requireProblem(t, as(t, api, admin, http.MethodPost, "/api/v1/admin/jobs", `{"slug":"qa","title":"QA","location":"`+long+`","team":"`+long+`"}`),
+		http.StatusUnprocessableEntity, "validation")
+	require.ElementsMatch(t, []string{"location", "team"}, []string{p.Errors[0].Field, p.Errors[1].Field})
+	requireProblem(t, api.Do(t, http.MethodGet, "/api/v1/jobs/qa", ""), http.StatusNotFound, "not-found")
+
+	res = as(t, api, admin, http.MethodPatch, "/api/v1/admin/jobs/sre", `{"location":"Lisbon","team":""}`)
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	require.Equal(t, job{"sre", "SRE", "Lisbon", ""}, get("/api/v1/jobs/sre"), "a change, and an empty team clears it")
+	p = requireProblem(t, as(t, api, admin, http.MethodPatch, "/api/v1/admin/jobs/sre", `{"title":"Site reliability","team":"`+long+`"}`),
+		http.StatusUnprocessableEntity, "validation")
+	require.Equal(t, "team", p.Errors[0].Field)
+	require.Equal(t, job{"sre", "SRE", "Lisbon", ""}, get("/api/v1/jobs/sre"), "a refused patch changes nothing")
+}
+
 // The admin view of an application shows the ledger's and the sink's state.
 func TestAdminApplicationShowsDeliveryAndAnalytics(t *testing.T) {
 	t.Parallel()

@@ -14,12 +14,15 @@ type jobJSON struct {
 	Slug        string    `json:"slug"`
 	Title       string    `json:"title"`
 	Description string    `json:"description"`
+	Location    string    `json:"location"`
+	Team        string    `json:"team"`
 	Status      string    `json:"status"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 
 func toJobJSON(p application.Posting) jobJSON {
-	return jobJSON{Slug: p.Slug, Title: p.Title, Description: p.Description, Status: string(p.Status), CreatedAt: p.CreatedAt}
+	return jobJSON{Slug: p.Slug, Title: p.Title, Description: p.Description, Location: p.Location, Team: p.Team,
+		Status: string(p.Status), CreatedAt: p.CreatedAt}
 }
 
 // handleListJobs lists the open postings.

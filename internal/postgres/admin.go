@@ -76,7 +76,8 @@ func (s *Store) ApplicationRecord(ctx context.Context, c access.Caller, id strin
 func (s *Store) AddPosting(ctx context.Context, c access.Caller, p application.NewPosting) (application.Posting, error) {
 	var out application.Posting
 	err := s.audited(ctx, c, "jobs.create", "posting", func(q *dbsqlc.Queries) (string, error) {
-		row, err := q.PostingInsert(ctx, dbsqlc.PostingInsertParams{Slug: p.Slug, Title: p.Title, Description: p.Description})
+		row, err := q.PostingInsert(ctx, dbsqlc.PostingInsertParams{Slug: p.Slug, Title: p.Title, Description: p.Description,
+			Location: p.Location, Team: p.Team})
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			return p.Slug, ErrSlugTaken
@@ -95,7 +96,8 @@ func (s *Store) AddPosting(ctx context.Context, c access.Caller, p application.N
 func (s *Store) UpdatePosting(ctx context.Context, c access.Caller, slug string, patch application.PostingPatch) (application.Posting, error) {
 	var out application.Posting
 	err := s.audited(ctx, c, "jobs.update", "posting", func(q *dbsqlc.Queries) (string, error) {
-		params := dbsqlc.PostingUpdateParams{Slug: slug, Title: text(patch.Title), Description: text(patch.Description)}
+		params := dbsqlc.PostingUpdateParams{Slug: slug, Title: text(patch.Title), Description: text(patch.Description),
+			Location: text(patch.Location), Team: text(patch.Team)}
 		if patch.Status != nil {
 			params.Status = text((*string)(patch.Status))
 		}

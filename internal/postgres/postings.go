@@ -19,6 +19,8 @@ func (s *Store) CreatePosting(ctx context.Context, p application.NewPosting) (ap
 		Slug:        p.Slug,
 		Title:       p.Title,
 		Description: p.Description,
+		Location:    p.Location,
+		Team:        p.Team,
 	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -63,6 +65,8 @@ func toPosting(r dbsqlc.Posting) application.Posting {
 		Slug:        r.Slug,
 		Title:       r.Title,
 		Description: r.Description,
+		Location:    r.Location,
+		Team:        r.Team,
 		Status:      application.PostingStatus(r.Status),
 		CreatedAt:   r.CreatedAt,
 	}

@@ -103,6 +103,8 @@ type Posting struct {
 	Status      string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	Location    string
+	Team        string
 }
 
 type WorkerHeartbeat struct {

@@ -12,7 +12,7 @@ import (
 )
 
 const postingGetBySlug = `-- name: PostingGetBySlug :one
-SELECT id, slug, title, description, status, created_at, updated_at FROM postings WHERE slug = $1
+SELECT id, slug, title, description, status, created_at, updated_at, location, team FROM postings WHERE slug = $1
 `
 
 func (q *Queries) PostingGetBySlug(ctx context.Context, slug string) (Posting, error) {
@@ -26,24 +26,34 @@ func (q *Queries) PostingGetBySlug(ctx context.Context, slug string) (Posting, e
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Location,
+		&i.Team,
 	)
 	return i, err
 }
 
 const postingInsert = `-- name: PostingInsert :one
-INSERT INTO postings (slug, title, description)
-VALUES ($1, $2, $3)
-RETURNING id, slug, title, description, status, created_at, updated_at
+INSERT INTO postings (slug, title, description, location, team)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, slug, title, description, status, created_at, updated_at, location, team
 `
 
 type PostingInsertParams struct {
 	Slug        string
 	Title       string
 	Description string
+	Location    string
+	Team        string
 }
 
 func (q *Queries) PostingInsert(ctx context.Context, arg PostingInsertParams) (Posting, error) {
-	row := q.db.QueryRow(ctx, postingInsert, arg.Slug, arg.Title, arg.Description)
+	row := q.db.QueryRow(ctx, postingInsert,
+		arg.Slug,
+		arg.Title,
+		arg.Description,
+		arg.Location,
+		arg.Team,
+	)
 	var i Posting
 	err := row.Scan(
 		&i.ID,
@@ -53,12 +63,14 @@ func (q *Queries) PostingInsert(ctx context.Context, arg PostingInsertParams) (P
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Location,
+		&i.Team,
 	)
 	return i, err
 }
 
 const postingList = `-- name: PostingList :many
-SELECT id, slug, title, description, status, created_at, updated_at FROM postings ORDER BY created_at, id
+SELECT id, slug, title, description, status, created_at, updated_at, location, team FROM postings ORDER BY created_at, id
 `
 
 func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
@@ -78,6 +90,8 @@ func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
 			&i.Status,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Location,
+			&i.Team,
 		); err != nil {
 			return nil, err
 		}
@@ -90,7 +104,7 @@ func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
 }
 
 const postingListOpen = `-- name: PostingListOpen :many
-SELECT id, slug, title, description, status, created_at, updated_at FROM postings WHERE status = 'open' ORDER BY created_at, id
+SELECT id, slug, title, description, status, created_at, updated_at, location, team FROM postings WHERE status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
@@ -110,6 +124,8 @@ func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
 			&i.Status,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Location,
+			&i.Team,
 		); err != nil {
 			return nil, err
 		}
@@ -125,15 +141,19 @@ const postingUpdate = `-- name: PostingUpdate :one
 UPDATE postings
 SET title = coalesce($1, title),
     description = coalesce($2, description),
-    status = coalesce($3, status),
+    location = coalesce($3, location),
+    team = coalesce($4, team),
+    status = coalesce($5, status),
     updated_at = now()
-WHERE slug = $4
-RETURNING id, slug, title, description, status, created_at, updated_at
+WHERE slug = $6
+RETURNING id, slug, title, description, status, created_at, updated_at, location, team
 `
 
 type PostingUpdateParams struct {
 	Title       pgtype.Text
 	Description pgtype.Text
+	Location    pgtype.Text
+	Team        pgtype.Text
 	Status      pgtype.Text
 	Slug        string
 }
@@ -143,6 +163,8 @@ func (q *Queries) PostingUpdate(ctx context.Context, arg PostingUpdateParams) (P
 	row := q.db.QueryRow(ctx, postingUpdate,
 		arg.Title,
 		arg.Description,
+		arg.Location,
+		arg.Team,
 		arg.Status,
 		arg.Slug,
 	)
@@ -155,6 +177,8 @@ func (q *Queries) PostingUpdate(ctx context.Context, arg PostingUpdateParams) (P
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Location,
+		&i.Team,
 	)
 	return i, err
 }
