@@ -66,7 +66,13 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	api := testkit.StartAPI(t, nil)
+	return setupWith(t, nil)
+}
+
+// setupWith is setup with the API started with opts.
+func setupWith(t *testing.T, opts *testkit.APIOpts) *bundle {
+	t.Helper()
+	api := testkit.StartAPI(t, opts)
 	slug := api.CreatePosting(t, "go-engineer")
 	_, err := api.Pool.Exec(context.Background(),
 		`UPDATE postings SET title = 'Go engineer', description = $2 WHERE slug = $1`, slug,
@@ -758,51 +764,6 @@ func (b *bundle) screenshot(dir, name string, width int) string {
 	require.NoError(b.t, os.WriteFile(path, buf, 0o644))
 	b.t.Logf("screenshot: %s", path)
 	return path
-}
-
-func TestLayoutAtPhoneAndDesktopWidths(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.openPostingFromHome()
-	b.fill(ada)
-	b.submit()
-	status, _ := b.waitStatusPage()
-
-	shots := t.TempDir()
-	keep := filepath.Join(os.TempDir(), "intake-screenshots")
-	require.NoError(t, os.MkdirAll(keep, 0o755))
-	for _, width := range []int{375, 1280} {
-		b.do(chromedp.EmulateViewport(int64(width), 800))
-		require.Equal(t, width, eval[int](b, `window.innerWidth`))
-
-		b.do(chromedp.Navigate(b.api.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`ul.postings a`)))
-		b.checkLayout("index", "h1", "ul.postings a")
-		b.screenshot(shots, "index", width)
-
-		b.do(chromedp.Navigate(b.api.URL+"/jobs/"+b.slug), chromedp.WaitVisible(submitButton))
-		b.checkLayout("posting", "form.apply", "#full_name", "#cover_letter", "#links", string(submitButton), ".description")
-		posting := b.screenshot(shots, "posting", width)
-		copyFile(t, posting, filepath.Join(keep, filepath.Base(posting)))
-		t.Logf("kept: %s", filepath.Join(keep, filepath.Base(posting)))
-
-		b.fill(applicant{FullName: "Grace Hopper", Email: "grace@", Links: "not a link"})
-		b.submit()
-		b.do(chromedp.WaitVisible(chromedp.CSS(nextPage + ".error-summary")))
-		b.checkLayout("posting with errors", "form.apply", ".error-summary", "#email-error", "#links-error", string(submitButton))
-		errs := b.screenshot(shots, "posting-errors", width)
-		copyFile(t, errs, filepath.Join(keep, filepath.Base(errs)))
-
-		b.do(chromedp.Navigate(b.api.URL+status), chromedp.WaitVisible(chromedp.CSS(`.email-state`)))
-		b.checkLayout("status", "h1", ".email-state")
-		b.screenshot(shots, "status", width)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	buf, err := os.ReadFile(from)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(to, buf, 0o644))
 }
 
 func TestContentSecurityPolicyHolds(t *testing.T) {

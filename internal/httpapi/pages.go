@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,42 @@ type pageBase struct {
 type indexView struct {
 	pageBase
 	Postings []application.Posting
+	Groups   []postingGroup
+}
+
+// postingGroup is the open postings of one team, as the home page lists
+// them; Team is empty for the postings that name none.
+type postingGroup struct {
+	Team     string
+	Postings []application.Posting
+}
+
+// groupByTeam groups postings by team, teams in alphabetical order and the
+// postings without a team last, each group in the order given.
+func groupByTeam(postings []application.Posting) []postingGroup {
+	var groups []postingGroup
+	index := map[string]int{}
+	for _, p := range postings {
+		i, ok := index[p.Team]
+		if !ok {
+			i = len(groups)
+			index[p.Team] = i
+			groups = append(groups, postingGroup{Team: p.Team})
+		}
+		groups[i].Postings = append(groups[i].Postings, p)
+	}
+	slices.SortStableFunc(groups, func(a, b postingGroup) int {
+		switch {
+		case a.Team == b.Team:
+			return 0
+		case a.Team == "":
+			return 1
+		case b.Team == "":
+			return -1
+		}
+		return strings.Compare(strings.ToLower(a.Team), strings.ToLower(b.Team))
+	})
+	return groups
 }
 
 type postingView struct {
@@ -109,7 +146,8 @@ func handleHome(store *postgres.Store, employer application.Employer) echo.Handl
 		if err != nil {
 			return err
 		}
-		return render(c, http.StatusOK, "index", indexView{pageBase: pageBase{Title: "Open positions", Employer: employer}, Postings: postings})
+		return render(c, http.StatusOK, "index", indexView{pageBase: pageBase{Title: "Open positions", Employer: employer},
+			Postings: postings, Groups: groupByTeam(postings)})
 	}
 }
 

@@ -129,7 +129,8 @@ func pagesSetup(t *testing.T) (*testkit.API, *browser) {
 	api.CreatePosting(t, "rust-engineer")
 	api.CreatePosting(t, "old-job")
 	_, err := api.Pool.Exec(context.Background(), `
-		UPDATE postings SET description = 'Build <reliable> things & ship them.' WHERE slug = 'go-engineer';
+		UPDATE postings SET description = 'Build <reliable> things & ship them.' || E'\n\n' || 'On call: one week in five.',
+			team = 'Platform & Data', location = 'Remote <EU>' WHERE slug = 'go-engineer';
 		UPDATE postings SET status = 'closed' WHERE slug = 'old-job'`)
 	require.NoError(t, err)
 	return api, newBrowser(t, api)
@@ -142,11 +143,17 @@ func TestPagesGolden(t *testing.T) {
 	home := b.get("/")
 	require.Equal(t, http.StatusOK, home.Status)
 	require.NotContains(t, home.Body, "old-job", "closed postings are not listed")
+	require.Contains(t, home.Body, `<h2 id="team-0" class="team-name">Platform &amp; Data</h2>`, "grouped under the team")
+	require.Contains(t, home.Body, `<h2 id="team-1" class="team-name">Other positions</h2>`, "the postings without a team last")
+	require.Contains(t, home.Body, `<span class="posting-location">Remote &lt;EU&gt;</span>`)
+	require.Equal(t, 1, strings.Count(home.Body, "posting-location"), "no location given, none shown")
 	golden(t, "index.html", home.Body)
 
 	form := b.get("/jobs/go-engineer")
 	require.Equal(t, http.StatusOK, form.Status)
-	require.Contains(t, form.Body, "Build &lt;reliable&gt; things &amp; ship them.")
+	require.Contains(t, form.Body, "<p>Build &lt;reliable&gt; things &amp; ship them.</p>\n<p>On call: one week in five.</p>", "a paragraph each")
+	require.Contains(t, form.Body, `<p class="posting-meta"><span class="team"><span class="visually-hidden">Team: </span>Platform &amp; Data</span><span class="location"><span class="visually-hidden">Location: </span>Remote &lt;EU&gt;</span></p>`)
+	require.NotContains(t, b.get("/jobs/rust-engineer").Body, "posting-meta", "neither given, no line for them")
 	golden(t, "posting.html", form.Body)
 
 	invalid := b.post("/jobs/go-engineer/apply", fillIn(formFields(t, form.Body), `<b>Ada</b>`, "not-an-email"))

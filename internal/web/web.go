@@ -9,6 +9,8 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -21,7 +23,8 @@ var staticFS embed.FS
 // pages maps a page name to its template, each parsed with the layout.
 var pages = func() map[string]*template.Template {
 	funcs := template.FuncMap{
-		"date": func(t time.Time) string { return t.UTC().Format("2 January 2006 at 15:04 UTC") },
+		"date":       func(t time.Time) string { return t.UTC().Format("2 January 2006 at 15:04 UTC") },
+		"paragraphs": paragraphs,
 	}
 	out := map[string]*template.Template{}
 	for _, name := range []string{"index", "posting", "status", "message"} {
@@ -30,6 +33,21 @@ var pages = func() map[string]*template.Template {
 	}
 	return out
 }()
+
+// paragraphs splits a description at its blank lines, so each paragraph is
+// a <p> of its own (single line breaks stay inside one, shown by the
+// stylesheet's pre-line).
+func paragraphs(s string) []string {
+	var out []string
+	for _, p := range blankLine.Split(strings.ReplaceAll(s, "\r\n", "\n"), -1) {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var blankLine = regexp.MustCompile(`\n[ \t]*\n`)
 
 // Render writes page with data. html/template escapes every value.
 func Render(w io.Writer, page string, data any) error {
