@@ -75,7 +75,7 @@ func setupWith(t *testing.T, opts *testkit.APIOpts) *bundle {
 	api := testkit.StartAPI(t, opts)
 	slug := api.CreatePosting(t, "go-engineer")
 	_, err := api.Pool.Exec(context.Background(),
-		`UPDATE postings SET title = 'Go engineer', description = $2 WHERE slug = $1`, slug,
+		`UPDATE postings SET title = 'Go engineer', team = 'Engineering', location = 'Berlin or remote (EU)', description = $2 WHERE slug = $1`, slug,
 		"Build the services that take in job applications.\n"+
 			// A long word with no place to break it: the page must wrap it anyway.
 			"Read about us at https://example.com/team?ref=careerspage0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghij")
