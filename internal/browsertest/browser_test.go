@@ -753,10 +753,16 @@ func (b *bundle) checkLayout(page string, selectors ...string) {
 	require.Empty(b.t, l.Outside, "%s: outside the viewport's width", page)
 }
 
-// screenshot saves a PNG of the whole page and returns its path.
+// screenshot saves a PNG of the whole page and returns its path. The
+// viewport is made as tall as the page for it, then put back: Chromium's
+// capture beyond the viewport (chromedp.FullScreenshot) leaves a sandboxed
+// iframe, drawn by another process, blank.
 func (b *bundle) screenshot(dir, name string, width int) string {
 	b.t.Helper()
-	buf := run(b, chromedp.FullScreenshot(100))
+	size := eval[struct{ Height, Page int }](b, `({Height: window.innerHeight, Page: Math.ceil(document.documentElement.scrollHeight)})`)
+	b.do(chromedp.EmulateViewport(int64(width), int64(size.Page)))
+	buf := run(b, chromedp.CaptureScreenshot())
+	b.do(chromedp.EmulateViewport(int64(width), int64(size.Height)))
 	img, err := png.Decode(bytes.NewReader(buf))
 	require.NoError(b.t, err)
 	require.LessOrEqual(b.t, img.Bounds().Dx(), width, "%s: the whole page is no wider than the viewport", name)
