@@ -2,6 +2,8 @@ package browsertest
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	netmail "net/mail"
 	"os"
 	"path/filepath"
@@ -67,8 +69,14 @@ func (b *bundle) requireTapTargets(page, selector string) {
 // enough; and a screenshot of each, for people to look at.
 func TestLayoutAtPhoneAndDesktopWidths(t *testing.T) {
 	t.Parallel()
+	// The employer's logo, from a host of its own as a CDN would serve it.
+	logo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		_, _ = w.Write([]byte(logoSVG))
+	}))
+	t.Cleanup(logo.Close)
 	b := setupWith(t, &testkit.APIOpts{Configure: func(c *config.Config) {
-		c.Employer = application.Employer{Name: "Northwind Labs", Contact: "careers@northwind.example"}
+		c.Employer = application.Employer{Name: "Northwind Labs", LogoURL: logo.URL + "/logo.svg", Contact: "careers@northwind.example"}
 	}})
 	ctx := context.Background()
 	b.api.CreatePosting(t, "product-designer")
@@ -110,7 +118,8 @@ func TestLayoutAtPhoneAndDesktopWidths(t *testing.T) {
 			eval[[]string](b, `Array.from(document.querySelectorAll(".team-name")).map(h => h.textContent)`),
 			"grouped by team, teams in order, the postings without one last")
 		require.Equal(t, "Berlin or remote (EU)", run(b, chromedp.Text(chromedp.CSS(`a[href="/jobs/go-engineer"] .posting-location`))))
-		check("home", "home", "h1", ".lede", "ul.postings a", ".posting-location")
+		require.True(t, eval[bool](b, `document.querySelector("header.site img.logo").naturalWidth > 0`), "the logo loaded under the page's policy")
+		check("home", "home", "h1", ".lede", "ul.postings a", ".posting-location", "header.site img.logo")
 
 		b.do(chromedp.Navigate(b.api.URL+"/jobs/"+b.slug), chromedp.WaitVisible(submitButton))
 		require.Equal(t, []string{"Team: Engineering", "Location: Berlin or remote (EU)"},
@@ -150,6 +159,13 @@ func TestLayoutAtPhoneAndDesktopWidths(t *testing.T) {
 		check("410", "410", "h1", ".message .button")
 	}
 }
+
+// logoSVG is a made-up employer's logo: a mark and the name.
+const logoSVG = `<svg xmlns="http://www.w3.org/2000/svg" width="240" height="48" viewBox="0 0 240 48">
+<rect width="48" height="48" rx="10" fill="#0f766e"/>
+<path d="M14 34V14h4l12 13V14h4v20h-4L18 21v13z" fill="#fff"/>
+<text x="60" y="32" font-family="sans-serif" font-size="22" font-weight="700" fill="#134e4a">Northwind Labs</text>
+</svg>`
 
 // setDelivery puts the application's confirmation email in state, as the
 // worker would.
