@@ -100,7 +100,7 @@ func TestLayoutAtPhoneAndDesktopWidths(t *testing.T) {
 	status, id := b.waitStatusPage()
 
 	dir := shots(t)
-	targets := `.postings a, .button, form.apply input:not([type=hidden]), form.apply textarea, form.apply button, .error-summary a`
+	targets := `.postings a, .button, form.apply input:not([type=hidden]):not([type=checkbox]):not([type=radio]), form.apply select, form.apply textarea, form.apply button, .error-summary a`
 	for _, width := range widths {
 		b.do(chromedp.EmulateViewport(int64(width), 800))
 		require.Equal(t, width, eval[int](b, `window.innerWidth`))
