@@ -50,6 +50,20 @@ func shots(t *testing.T) string {
 	return dir
 }
 
+// layoutBudget bounds what a layout test does in its browser: every page at
+// two widths, each photographed, is more than actionTimeout allows on a
+// loaded machine.
+const layoutBudget = 3 * time.Minute
+
+// withBudget is the tab of ctx under a budget of its own instead of
+// actionTimeout (the browser still closes when the test ends).
+func withBudget(t *testing.T, tab context.Context, budget time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(tab), budget)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // minTarget is the smallest height, in CSS pixels, of a control a thumb
 // must hit on a phone (WCAG 2.5.5 asks 44).
 const minTarget = 44
@@ -93,6 +107,7 @@ func TestLayoutAtPhoneAndDesktopWidths(t *testing.T) {
 		UPDATE postings SET title = 'Office manager', location = 'Berlin' WHERE slug = 'office-manager';
 		UPDATE postings SET title = 'Data analyst', status = 'closed' WHERE slug = 'old-role'`)
 	require.NoError(t, err)
+	b.ctx = withBudget(t, b.ctx, layoutBudget)
 
 	b.openPostingFromHome()
 	b.fill(ada)
@@ -211,8 +226,7 @@ func TestMailboxLayout(t *testing.T) {
 	require.NoError(t, sender.Send(context.Background(), msg))
 	require.Len(t, catcher.Messages(), 1)
 
-	ctx := startBrowser(t)
-	b := &bundle{t: t, ctx: ctx, console: &consoleLog{}}
+	b := &bundle{t: t, ctx: withBudget(t, startBrowser(t), layoutBudget), console: &consoleLog{}}
 	axe := axeSource(t)
 	dir := shots(t)
 	for _, width := range widths {
