@@ -153,6 +153,9 @@ func TestLayoutAtPhoneAndDesktopWidths(t *testing.T) {
 		b.fill(applicant{FullName: "Grace Hopper", Email: "grace@", Links: "not a link"})
 		b.submit()
 		b.do(chromedp.WaitVisible(chromedp.CSS(nextPage + ".error-summary")))
+		require.Equal(t, []string{"rgb(185, 28, 28)", "rgb(185, 28, 28)"},
+			eval[[]string](b, `["email", "links"].map(id => getComputedStyle(document.getElementById(id)).borderTopColor)`),
+			"each bad field has the red border")
 		check("posting with errors", "posting-errors", "form.apply", ".error-summary", "#email-error", "#links-error", string(submitButton))
 
 		b.setDelivery(id, "queued")
