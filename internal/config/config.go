@@ -41,9 +41,7 @@ type Config struct {
 	IdempotencyWait time.Duration
 	IdempotencyTTL  time.Duration
 	MaxBodyBytes    int64
-	// MaxCVBytes is the largest CV file; a multipart submit may be this
-	// much larger than MaxBodyBytes.
-	MaxCVBytes int64
+	MaxCVBytes      int64 // a multipart submit may be this much larger than MaxBodyBytes
 	RateLimit       float64
 	RateBurst       int
 	TrustProxy      bool
