@@ -278,7 +278,7 @@ func withCVAgain(view postingView, cv *upload) postingView {
 			return view
 		}
 	}
-	view.Errors = append(view.Errors, formError{Field: "cv", Message: "CV: " + again})
+	view.Errors = append(view.Errors, formError{Field: "cv", Message: "Please choose your CV again: a form sent back cannot keep its file."})
 	return view
 }
 
