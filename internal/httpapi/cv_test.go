@@ -279,3 +279,27 @@ func TestAdminCVDownloadAudited(t *testing.T) {
 		WHERE action = 'applications.cv_download' AND target_id = $1 AND outcome = 'error'`, missing).Scan(&n))
 	require.Equal(t, 1, n)
 }
+
+// The CV is stored in the submit's one transaction: when a later insert
+// (the event's) fails, neither the application nor its file is left.
+func TestSubmitWithCVFailingLeavesNoFile(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, &testkit.APIOpts{InjectsFaults: true})
+	slug := api.CreatePosting(t, "go-engineer")
+	_, err := api.Pool.Exec(t.Context(), `
+		CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+		CREATE TRIGGER test_refuse_event BEFORE INSERT ON outbox_events
+		FOR EACH ROW EXECUTE FUNCTION test_refuse_event();`)
+	require.NoError(t, err)
+
+	res := submitMultipart(t, api, slug, "key-1", jsonPart(validBody), cvPart("cv.pdf", "application/pdf", testkit.SamplePDF()))
+	requireProblem(t, res, http.StatusInternalServerError, "internal")
+	requireNothingStored(t, api)
+
+	_, err = api.Pool.Exec(t.Context(), `DROP TRIGGER test_refuse_event ON outbox_events`)
+	require.NoError(t, err)
+	res = submitMultipart(t, api, slug, "key-1", jsonPart(validBody), cvPart("cv.pdf", "application/pdf", testkit.SamplePDF()))
+	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
+	require.Equal(t, 1, api.Count(t, "application_files"))
+}
