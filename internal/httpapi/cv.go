@@ -25,6 +25,10 @@ import (
 // readMultipart, never holding more than the limits in memory and never
 // spilling to disk.
 
+// errSubmitMediaType is errUnsupportedMediaType for the submit route,
+// which takes either.
+var errSubmitMediaType = fmt.Errorf("%w or multipart/form-data", errUnsupportedMediaType)
+
 // errCVUnsupported: a CV of a kind Intake does not take (415).
 var errCVUnsupported = errors.New("the CV is not a PDF, DOCX, ODT or plain text file")
 
@@ -157,7 +161,11 @@ func multipartReadError(err error) error {
 // part "cv". Any other part, or a part sent twice, is refused by name.
 func decodeSubmit(c echo.Context, cfg config.Config, dst any) (*upload, error) {
 	if !isMultipart(c.Request()) {
-		return nil, decodeJSON(c, cfg.MaxBodyBytes, dst)
+		err := decodeJSON(c, cfg.MaxBodyBytes, dst)
+		if errors.Is(err, errUnsupportedMediaType) {
+			return nil, errSubmitMediaType
+		}
+		return nil, err
 	}
 	if c.Request().ContentLength > cfg.MaxBodyBytes+cfg.MaxCVBytes+multipartOverhead {
 		return nil, errBodyTooLarge
