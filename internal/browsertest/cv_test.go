@@ -97,3 +97,17 @@ func TestApplyWithCVThroughTheForm(t *testing.T) {
 	require.Equal(t, testkit.SamplePDF(), content)
 	require.Equal(t, ada, b.storedApplication(id))
 }
+
+// A file far over the whole body's limit (not only the CV's): the server
+// stops reading at the limit and still answers with the form, the fields
+// read before the file kept, and the browser shows it.
+func TestHugeCVGetsTheFormBack(t *testing.T) {
+	t.Parallel()
+	b := setupCV(t)
+	b.do(chromedp.Navigate(b.api.URL + "/jobs/" + b.slug))
+	b.fill(ada)
+	b.chooseFile(cvFile(t, "cv.txt", bytes.Repeat([]byte("a"), 8<<20)))
+	b.submit()
+	b.requireCVError("CV must be at most 4 KB.")
+	require.Zero(t, b.applications())
+}
