@@ -73,7 +73,7 @@ func prepareDatabase(ctx context.Context, pool *pgxpool.Pool) error {
 // resetTables empties everything a phase writes, so each phase starts from
 // the same empty state (the posting stays).
 func resetTables(ctx context.Context, pool *pgxpool.Pool) error {
-	_, err := pool.Exec(ctx, `TRUNCATE applications, outbox_events, idempotency_keys, deliveries,
+	_, err := pool.Exec(ctx, `TRUNCATE applications, application_files, outbox_events, idempotency_keys, deliveries,
 		analytics_events, river_job, worker_heartbeats`)
 	return err
 }

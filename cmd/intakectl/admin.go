@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/user"
 	"strconv"
 	"strings"
@@ -186,7 +187,7 @@ func auditLog(ctx context.Context, store *postgres.Store, caller access.Caller, 
 // database; every one is audited.
 func applications(ctx context.Context, store *postgres.Store, caller access.Caller, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"applications needs a subcommand: list, show or erase"}
+		return usageError{"applications needs a subcommand: list, show, cv or erase"}
 	}
 	fs := flag.NewFlagSet("applications "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -195,6 +196,7 @@ func applications(ctx context.Context, store *postgres.Store, caller access.Call
 	asJSON := fs.Bool("json", false, "print JSON")
 	email := fs.String("email", "", "erase every application of this address, on every posting (erase)")
 	reason := fs.String("reason", "", "why, for the audit log: a ticket number, never personal data (erase)")
+	out := fs.String("out", "", "write the CV to this file, - for standard output (cv)")
 	// Flags may follow the id (applications erase ID --reason R): the
 	// flag package stops at the first argument, so parse on after each.
 	var positional []string
@@ -210,6 +212,11 @@ func applications(ctx context.Context, store *postgres.Store, caller access.Call
 	switch args[0] {
 	case "erase":
 		return eraseApplications(ctx, store, caller, positional, *email, *reason, stdout)
+	case "cv":
+		if len(positional) != 1 {
+			return usageError{"applications cv takes exactly one application id"}
+		}
+		return writeCV(ctx, store, caller, positional[0], *out, stdout)
 	case "list":
 		if len(positional) > 0 {
 			return usageError{"applications list takes no arguments"}
@@ -248,6 +255,7 @@ func applications(ctx context.Context, store *postgres.Store, caller access.Call
 			{"links", strings.Join(r.Applicant.Links, " ")},
 			{"email state", fmt.Sprintf("%s (%d attempts, last %s)", r.Email.State, r.Email.Attempts, stamp(r.Email.LastAttemptAt))},
 			{"analytics", stamp(r.AnalyticsRecordedAt)},
+			{"cv", cvLine(r.CV)},
 		} {
 			fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 		}
@@ -261,6 +269,48 @@ func applications(ctx context.Context, store *postgres.Store, caller access.Call
 	default:
 		return usageError{fmt.Sprintf("unknown applications subcommand %q", args[0])}
 	}
+}
+
+// cvLine describes an application's CV in one line for applications show.
+func cvLine(f *application.FileInfo) string {
+	if f == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s, %d bytes, sha256 %x)", f.Filename, f.ContentType, f.Size, f.SHA256)
+}
+
+// writeCV writes an application's CV (the download is audited as
+// applications.cv_download) to out: standard output for "-", else a new
+// file (never over an existing one), by default the stored name in the
+// current directory.
+func writeCV(ctx context.Context, store *postgres.Store, caller access.Caller, id, out string, stdout io.Writer) error {
+	f, err := store.ApplicationCV(ctx, caller, id)
+	if errors.Is(err, application.ErrNotFound) {
+		return fmt.Errorf("no CV for an application with id %q", id)
+	}
+	if err != nil {
+		return err
+	}
+	if out == "-" {
+		_, err := stdout.Write(f.Content)
+		return err
+	}
+	if out == "" {
+		out = f.Filename // sanitised at upload: a base name, no path
+	}
+	file, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := file.Write(f.Content); err != nil {
+		file.Close()
+		return err
+	}
+	if err := file.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%s, %d bytes)\n", out, f.ContentType, len(f.Content))
+	return nil
 }
 
 // eraseApplications erases one application by id, or every application of

@@ -51,6 +51,8 @@ commands:
   applications list [--job S] [--limit N] [--json]
                                             newest applications (audited: reads personal data)
   applications show ID                      one application with its email and analytics state (audited)
+  applications cv ID [--out F]              write the application's CV to F (default: its file name in
+                                            the current directory, never over a file; - for stdout) (audited)
   applications erase (ID | --email E) --reason R
                                             erase the applicant's personal data (one application, or
                                             every one of address E on every posting); audited with R

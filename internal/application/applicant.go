@@ -275,6 +275,8 @@ type Submission struct {
 	Applicant       Applicant
 	EmailNormalized string
 	ReceivedAt      time.Time
+	// CV is the attached file, nil when none was sent.
+	CV *File
 
 	IdempotencyKey string
 	Fingerprint    []byte // SHA-256 of the request, see httpapi

@@ -43,6 +43,9 @@ type Record struct {
 	// ErasedAt is when the application's personal data was erased; its
 	// Applicant then holds placeholders.
 	ErasedAt *time.Time
+	// CV describes the attached file; nil when none was sent or it was
+	// erased.
+	CV *FileInfo
 }
 
 // PostingPatch changes some of a posting's fields; nil leaves one as it is.

@@ -559,6 +559,8 @@ func TestKeyboardOnly(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("full_name"),
 			ada.FullName+tab+ada.Email+tab+ada.Phone+tab+ada.CoverLetter+tab+ada.Links+tab),
 	)
+	require.Equal(t, "cv", eval[string](b, `document.activeElement.id`), "Tab from the links reaches the CV's file input")
+	b.do(chromedp.KeyEvent(tab))
 	require.Equal(t, "BUTTON", eval[string](b, `document.activeElement.tagName`), "Tab from the last field reaches the submit button")
 	require.Equal(t, "Send application", eval[string](b, `document.activeElement.textContent`))
 	b.submit(chromedp.KeyEvent(kb.Enter)) // on the focused button

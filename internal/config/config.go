@@ -41,6 +41,7 @@ type Config struct {
 	IdempotencyWait time.Duration
 	IdempotencyTTL  time.Duration
 	MaxBodyBytes    int64
+	MaxCVBytes      int64 // a multipart submit may be this much larger than MaxBodyBytes
 	RateLimit       float64
 	RateBurst       int
 	TrustProxy      bool
@@ -106,6 +107,7 @@ var Vars = []Var{
 	{Name: "INTAKE_IDEMPOTENCY_WAIT", Default: "3s", Help: "how long a request waits for another one holding the same Idempotency-Key before answering 409"},
 	{Name: "INTAKE_IDEMPOTENCY_TTL", Default: "48h", Help: "how long idempotency keys are kept (at least 24h)"},
 	{Name: "INTAKE_MAX_BODY_BYTES", Default: "65536", Help: "largest accepted request body"},
+	{Name: "INTAKE_MAX_CV_BYTES", Default: "5242880", Help: "largest accepted CV file (1024 to 52428800)"},
 	{Name: "INTAKE_RATE_LIMIT", Default: "5", Help: "public submits per second per client address (0 disables)"},
 	{Name: "INTAKE_RATE_BURST", Default: "20", Help: "burst allowed above INTAKE_RATE_LIMIT"},
 	{Name: "INTAKE_ADMIN_AUTH_FAILURES", Default: "10", Help: "failed admin API authentications per minute per client address (0 disables the limit)"},
@@ -165,6 +167,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.IdempotencyTTL = r.duration("INTAKE_IDEMPOTENCY_TTL", application.MinIdempotencyKeyTTL, 365*24*time.Hour)
 	c.MaxBodyBytes = int64(r.intIn("INTAKE_MAX_BODY_BYTES", 1024, 10<<20))
+	c.MaxCVBytes = int64(r.intIn("INTAKE_MAX_CV_BYTES", 1024, 50<<20))
 	c.RateLimit = r.float("INTAKE_RATE_LIMIT", 0, 1e6)
 	c.RateBurst = r.intIn("INTAKE_RATE_BURST", 1, 1e6)
 	c.TrustProxy = r.boolean("INTAKE_TRUST_PROXY")
@@ -269,6 +272,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("INTAKE_IDEMPOTENCY_WAIT", c.IdempotencyWait.String()),
 		slog.String("INTAKE_IDEMPOTENCY_TTL", c.IdempotencyTTL.String()),
 		slog.Int64("INTAKE_MAX_BODY_BYTES", c.MaxBodyBytes),
+		slog.Int64("INTAKE_MAX_CV_BYTES", c.MaxCVBytes),
 		slog.Float64("INTAKE_RATE_LIMIT", c.RateLimit),
 		slog.Int("INTAKE_RATE_BURST", c.RateBurst),
 		slog.Bool("INTAKE_TRUST_PROXY", c.TrustProxy),

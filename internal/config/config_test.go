@@ -78,6 +78,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Less(t, cfg.IdempotencyWait, cfg.RequestTimeout)
 	require.GreaterOrEqual(t, cfg.IdempotencyTTL, 24*time.Hour, "SPEC invariant 3: keys live at least 24 h")
 	require.Positive(t, cfg.MaxBodyBytes)
+	require.EqualValues(t, 5242880, cfg.MaxCVBytes)
 	require.Positive(t, cfg.RateLimit)
 	require.Positive(t, cfg.RateBurst)
 	require.False(t, cfg.TrustProxy, "trusting X-Forwarded-For must be opted into")
@@ -135,6 +136,7 @@ func TestLoadValues(t *testing.T) {
 		"INTAKE_IDEMPOTENCY_WAIT", "5s",
 		"INTAKE_IDEMPOTENCY_TTL", "24h",
 		"INTAKE_MAX_BODY_BYTES", "131072",
+		"INTAKE_MAX_CV_BYTES", "1048576",
 		"INTAKE_RATE_LIMIT", "0",
 		"INTAKE_RATE_BURST", "1",
 		"INTAKE_TRUST_PROXY", "true",
@@ -159,6 +161,7 @@ func TestLoadValues(t *testing.T) {
 	require.Equal(t, 5*time.Second, cfg.IdempotencyWait)
 	require.Equal(t, 24*time.Hour, cfg.IdempotencyTTL)
 	require.EqualValues(t, 131072, cfg.MaxBodyBytes)
+	require.EqualValues(t, 1048576, cfg.MaxCVBytes)
 	require.Zero(t, cfg.RateLimit)
 	require.Equal(t, 1, cfg.RateBurst)
 	require.True(t, cfg.TrustProxy)
@@ -230,6 +233,9 @@ func TestLoadBadValue(t *testing.T) {
 		{"ops addr garbage", []string{"INTAKE_OPS_ADDR", "everywhere"}, "INTAKE_OPS_ADDR"},
 		{"db max conns zero", []string{"INTAKE_DB_MAX_CONNS", "0"}, "INTAKE_DB_MAX_CONNS"},
 		{"max body bytes word", []string{"INTAKE_MAX_BODY_BYTES", "64k"}, "INTAKE_MAX_BODY_BYTES"},
+		{"max cv bytes word", []string{"INTAKE_MAX_CV_BYTES", "5MiB"}, "INTAKE_MAX_CV_BYTES"},
+		{"max cv bytes too small", []string{"INTAKE_MAX_CV_BYTES", "100"}, "INTAKE_MAX_CV_BYTES"},
+		{"max cv bytes too large", []string{"INTAKE_MAX_CV_BYTES", "1073741824"}, "INTAKE_MAX_CV_BYTES"},
 		{"rate limit negative", []string{"INTAKE_RATE_LIMIT", "-1"}, "INTAKE_RATE_LIMIT"},
 		{"rate burst zero", []string{"INTAKE_RATE_BURST", "0"}, "INTAKE_RATE_BURST"},
 		{"trust proxy yes", []string{"INTAKE_TRUST_PROXY", "yes"}, "INTAKE_TRUST_PROXY"},

@@ -97,6 +97,9 @@ type adminRecordJSON struct {
 	// ErasedAt is set once the applicant's data was erased; the fields
 	// above then hold placeholders.
 	ErasedAt *time.Time `json:"erased_at"`
+	// CV describes the attached file (GET .../cv has its bytes); null
+	// when none was sent or it was erased.
+	CV *adminCVJSON `json:"cv"`
 }
 
 type adminEmailJSON struct {
@@ -131,6 +134,7 @@ func handleAdminApplication(store *postgres.Store) echo.HandlerFunc {
 			},
 			Analytics: adminAnalyticsJSON{Recorded: r.AnalyticsRecordedAt != nil, RecordedAt: r.AnalyticsRecordedAt},
 			ErasedAt:  r.ErasedAt,
+			CV:        adminCV(r.CV),
 		}
 		if r.EmailSMTPCode != 0 {
 			out.ConfirmationEmail.LastSMTPCode = &r.EmailSMTPCode

@@ -50,20 +50,23 @@ type adminRule struct {
 // Every route under /api/v1/admin, with the role it needs. A route added to
 // routes.go without a line here fails TestAdminRoutesAuthMatrix.
 var adminRules = map[string]adminRule{
-	"GET /api/v1/admin/applications":        {access.RoleViewer, http.StatusOK},
-	"HEAD /api/v1/admin/applications":       {access.RoleViewer, http.StatusOK},
-	"GET /api/v1/admin/applications/:id":    {access.RoleViewer, http.StatusOK},
-	"HEAD /api/v1/admin/applications/:id":   {access.RoleViewer, http.StatusOK},
-	"DELETE /api/v1/admin/applications/:id": {access.RoleAdmin, http.StatusNoContent},
-	"POST /api/v1/admin/erasures":           {access.RoleAdmin, http.StatusOK},
-	"POST /api/v1/admin/jobs":               {access.RoleAdmin, http.StatusCreated},
-	"PATCH /api/v1/admin/jobs/:slug":        {access.RoleAdmin, http.StatusOK},
-	"GET /api/v1/admin/tokens":              {access.RoleAdmin, http.StatusOK},
-	"HEAD /api/v1/admin/tokens":             {access.RoleAdmin, http.StatusOK},
-	"POST /api/v1/admin/tokens":             {access.RoleAdmin, http.StatusCreated},
-	"DELETE /api/v1/admin/tokens/:id":       {access.RoleAdmin, http.StatusOK},
-	"GET /api/v1/admin/audit":               {access.RoleAdmin, http.StatusOK},
-	"HEAD /api/v1/admin/audit":              {access.RoleAdmin, http.StatusOK},
+	"GET /api/v1/admin/applications":      {access.RoleViewer, http.StatusOK},
+	"HEAD /api/v1/admin/applications":     {access.RoleViewer, http.StatusOK},
+	"GET /api/v1/admin/applications/:id":  {access.RoleViewer, http.StatusOK},
+	"HEAD /api/v1/admin/applications/:id": {access.RoleViewer, http.StatusOK},
+	// The matrix's application has no CV: a viewer may ask, and hears 404.
+	"GET /api/v1/admin/applications/:id/cv":  {access.RoleViewer, http.StatusNotFound},
+	"HEAD /api/v1/admin/applications/:id/cv": {access.RoleViewer, http.StatusNotFound},
+	"DELETE /api/v1/admin/applications/:id":  {access.RoleAdmin, http.StatusNoContent},
+	"POST /api/v1/admin/erasures":            {access.RoleAdmin, http.StatusOK},
+	"POST /api/v1/admin/jobs":                {access.RoleAdmin, http.StatusCreated},
+	"PATCH /api/v1/admin/jobs/:slug":         {access.RoleAdmin, http.StatusOK},
+	"GET /api/v1/admin/tokens":               {access.RoleAdmin, http.StatusOK},
+	"HEAD /api/v1/admin/tokens":              {access.RoleAdmin, http.StatusOK},
+	"POST /api/v1/admin/tokens":              {access.RoleAdmin, http.StatusCreated},
+	"DELETE /api/v1/admin/tokens/:id":        {access.RoleAdmin, http.StatusOK},
+	"GET /api/v1/admin/audit":                {access.RoleAdmin, http.StatusOK},
+	"HEAD /api/v1/admin/audit":               {access.RoleAdmin, http.StatusOK},
 }
 
 // adminRoutes lists the admin routes from the router itself.

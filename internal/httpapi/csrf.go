@@ -69,8 +69,14 @@ func csrf(cfg config.Config) echo.MiddlewareFunc {
 			case http.MethodGet, http.MethodHead, http.MethodOptions:
 				return next(c)
 			}
-			if issued || crossOrigin.Check(c.Request()) != nil || !sameSiteReferer(c.Request(), cfg.PublicURL) ||
-				!keys.VerifyCSRF(session, c.Request().PostFormValue("csrf_token")) {
+			if issued || crossOrigin.Check(c.Request()) != nil || !sameSiteReferer(c.Request(), cfg.PublicURL) {
+				return errCSRF
+			}
+			token, err := postedCSRFToken(c, cfg)
+			if err != nil {
+				return err
+			}
+			if !keys.VerifyCSRF(session, token) {
 				return errCSRF
 			}
 			return next(c)
@@ -93,4 +99,22 @@ func sameSiteReferer(r *http.Request, public *url.URL) bool {
 	}
 	u, err := url.Parse(ref)
 	return err == nil && (u.Host == public.Host || u.Host == r.Host)
+}
+
+// postedCSRFToken reads the token from the form's body. A multipart body
+// (the form with its file input) can be read only once, so it is read here
+// whole, within its limits, and kept for the handler (postedForm, postedCV).
+func postedCSRFToken(c echo.Context, cfg config.Config) (string, error) {
+	if !isMultipart(c.Request()) {
+		return c.Request().PostFormValue("csrf_token"), nil
+	}
+	form, err := readMultipart(c, cfg)
+	if err != nil {
+		return "", err
+	}
+	c.Set(multipartContextKey, form)
+	if vs := form.values["csrf_token"]; len(vs) == 1 {
+		return vs[0], nil
+	}
+	return "", nil
 }

@@ -69,10 +69,13 @@ func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	t.Parallel()
 	api := testkit.StartAPI(t, nil)
 	slug := api.CreatePosting(t, "go-engineer")
-	res := api.Submit(t, slug, "key-1", validBody)
-	require.Equal(t, http.StatusCreated, res.Status)
+	// With a CV: its bytes and its name are personal data too.
+	const cvText, cvName = "Ada Augusta, Countess of Lovelace: notes on the Analytical Engine", "ada-lovelace-cv.txt"
+	res := submitMultipart(t, api, slug, "key-1", jsonPart(validBody), cvPart(cvName, "text/plain", []byte(cvText)))
+	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
 	var r receipt
 	require.NoError(t, json.Unmarshal(res.Body, &r))
+	personal := append([]string{cvText, cvName}, personal...)
 	// The confirmation job the relay would make, with an error a worker
 	// left on it.
 	client, err := river.NewClient(riverpgxv5.New(api.Pool), &river.Config{})
@@ -102,6 +105,7 @@ func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	require.Equal(t, 1, api.Count(t, "applications"))
 	require.Equal(t, 1, api.Count(t, "outbox_events"))
 	require.Zero(t, api.Count(t, "idempotency_keys"))
+	require.Zero(t, api.Count(t, "application_files"))
 	var state, class string
 	require.NoError(t, api.Pool.QueryRow(t.Context(), `SELECT state, last_error_class FROM deliveries WHERE application_id = $1`, r.ID).Scan(&state, &class))
 	require.Equal(t, []string{"cancelled", "erased"}, []string{state, class})
@@ -130,6 +134,8 @@ func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	require.Equal(t, "erased+"+r.ID+"@invalid", rec.Email)
 	require.Nil(t, rec.Phone)
 	require.Equal(t, "cancelled", rec.Confirm.State)
+	require.Contains(t, string(res.Body), `"cv":null`)
+	requireProblem(t, as(t, api, admin, http.MethodGet, "/api/v1/admin/applications/"+r.ID+"/cv", ""), http.StatusNotFound, "not-found")
 
 	// The applicant's link answers 410, in the API and on the page.
 	res = api.Do(t, http.MethodGet, apiStatus, "")

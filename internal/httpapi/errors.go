@@ -70,7 +70,18 @@ func problemFor(err error) problem {
 		rl     *rateLimitedError
 		he     *echo.HTTPError
 	)
+	var cvTooLarge *cvTooLargeError
 	switch {
+	// The CV's refusals come before the fields' validation errors that
+	// validateSubmission joins to them.
+	case errors.As(err, &cvTooLarge):
+		return problem{Type: "body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
+			Detail: "The CV is larger than " + sizeText(cvTooLarge.limit) + "; nothing was stored.",
+			Errors: []application.FieldError{{Field: "cv", Message: "must be at most " + sizeText(cvTooLarge.limit)}}}
+	case errors.Is(err, errCVUnsupported):
+		return problem{Type: "unsupported-cv-type", Title: "Unsupported CV type", Status: http.StatusUnsupportedMediaType,
+			Detail: "Send the CV as a PDF, DOCX, ODT or plain text (UTF-8) file; nothing was stored.",
+			Errors: []application.FieldError{{Field: "cv", Message: "must be a PDF, DOCX, ODT or plain text file"}}}
 	case errors.As(err, &verr):
 		return problem{Type: "validation", Title: "Invalid fields", Status: http.StatusUnprocessableEntity,
 			Detail: "Some fields are invalid; see errors.", Errors: verr.Errors}

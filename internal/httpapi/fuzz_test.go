@@ -100,7 +100,7 @@ func FuzzDecodeSubmit(f *testing.F) {
 			checkLen(t, "link", l, 1, application.MaxLinkLen)
 		}
 		// The fingerprint is deterministic.
-		if string(fingerprint("s", a)) != string(fingerprint("s", a)) {
+		if string(fingerprint("s", a, nil)) != string(fingerprint("s", a, nil)) {
 			t.Fatal("fingerprint not deterministic")
 		}
 	})

@@ -147,8 +147,14 @@ func isAPIRequest(c echo.Context) bool {
 }
 
 // bodyLimit refuses bodies over limit with 413 before anything reads them.
+// A multipart body (the form with a CV) is left to readMultipart, which
+// bounds it itself and keeps the fields it read when the file is too
+// large, so the form can be shown again with them.
 func bodyLimit(limit int64) echo.MiddlewareFunc {
-	return middleware.BodyLimit(strconv.FormatInt(limit, 10) + "B")
+	return middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   strconv.FormatInt(limit, 10) + "B",
+		Skipper: func(c echo.Context) bool { return isMultipart(c.Request()) },
+	})
 }
 
 // cacheStatic lets browsers keep the stylesheet and script for an hour.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
+	"github.com/intake/intake/internal/cvfile"
 	"github.com/intake/intake/internal/postgres"
 	"github.com/intake/intake/internal/statustoken"
 	"github.com/intake/intake/internal/web"
@@ -80,7 +81,13 @@ type postingView struct {
 	Done           bool
 	CSRF           string
 	IdempotencyKey string
+	// CVMax is the largest CV, in words ("5 MB"), for the file input's hint.
+	CVMax string
 }
+
+// CVAccept is the file input's accept attribute: a hint to the browser's
+// file picker; the server decides by the content.
+func (postingView) CVAccept() string { return cvfile.Accept }
 
 // FieldError is the message to show beside field, if any.
 func (v postingView) FieldError(field string) string {
@@ -128,6 +135,7 @@ var fieldLabels = map[string]string{
 	"phone":        "Phone",
 	"cover_letter": "Cover letter",
 	"links":        "Links",
+	"cv":           "CV",
 }
 
 // render writes a page with status. Pages are rendered to a buffer first
@@ -154,7 +162,7 @@ func handleHome(store *postgres.Store, employer application.Employer) echo.Handl
 // handlePostingPage shows a posting and its form. Each render carries a new
 // idempotency key: a double click, a resubmit, or the back button followed
 // by submit sends the same key again and lands on the same status page.
-func handlePostingPage(store *postgres.Store, employer application.Employer) echo.HandlerFunc {
+func handlePostingPage(store *postgres.Store, employer application.Employer, maxCV int64) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p, err := store.Posting(c.Request().Context(), c.Param("slug"))
 		if err != nil {
@@ -171,6 +179,7 @@ func handlePostingPage(store *postgres.Store, employer application.Employer) ech
 			Posting:        p,
 			CSRF:           csrfToken(c),
 			IdempotencyKey: uuid.NewString(),
+			CVMax:          sizeText(maxCV),
 		})
 	}
 }
@@ -187,7 +196,8 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 		if p.Status != application.PostingOpen {
 			return render(c, http.StatusConflict, "message", closedView(p, cfg.Employer))
 		}
-		if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationForm {
+		if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil ||
+			(mt != echo.MIMEApplicationForm && mt != echo.MIMEMultipartForm) {
 			return errUnsupportedMediaType
 		}
 		form, err := postedForm(c, "full_name", "email", "phone", "cover_letter", "links", "idempotency_key")
@@ -208,6 +218,7 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			Values:         values,
 			CSRF:           csrfToken(c),
 			IdempotencyKey: form["idempotency_key"],
+			CVMax:          sizeText(cfg.MaxCVBytes),
 		}
 		if !application.ValidIdempotencyKey(view.IdempotencyKey) {
 			view.IdempotencyKey = uuid.NewString()
@@ -222,13 +233,17 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			CoverLetter: values.CoverLetter,
 			Links:       splitLines(values.Links),
 		}
-		res, err := submitApplication(ctx, store, waker, now(), cfg, p.Slug, view.IdempotencyKey, applicant)
+		cv := postedCV(c)
+		res, err := submitApplication(ctx, store, waker, now(), cfg, p.Slug, view.IdempotencyKey, applicant, cv)
 		setSubmitOutcome(c, res, err)
 		var verr *application.ValidationError
 		switch {
+		case isCVRefusal(err):
+			view.Errors = append(formErrorsOf(err), cvFormErrors(err)...)
+			return render(c, problemFor(err).Status, "posting", withCVAgain(view, cv))
 		case errors.As(err, &verr):
 			view.Errors = formErrors(verr)
-			return render(c, http.StatusUnprocessableEntity, "posting", view)
+			return render(c, http.StatusUnprocessableEntity, "posting", withCVAgain(view, cv))
 		case errors.Is(err, application.ErrDuplicateApplication):
 			// Says nothing about the first application, only that it exists.
 			view.Notice = "We already have an application from this email address for this position, so there is nothing more to send."
@@ -372,13 +387,13 @@ func textareaValue(v string) string {
 // a field the body left out), and refuses a field sent twice: the form is
 // read one way, as the JSON API is.
 func postedForm(c echo.Context, names ...string) (map[string]string, error) {
-	r := c.Request()
-	if err := r.ParseForm(); err != nil {
-		return nil, &badRequestError{detail: "could not read the form"}
+	posted, err := postedValues(c)
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[string]string, len(names))
 	for _, name := range names {
-		switch vs := r.PostForm[name]; len(vs) {
+		switch vs := posted[name]; len(vs) {
 		case 0:
 		case 1:
 			out[name] = vs[0]
@@ -387,6 +402,28 @@ func postedForm(c echo.Context, names ...string) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// postedValues are the form's fields: from the multipart body the csrf
+// middleware read (the form with its file input), or from the
+// url-encoded one.
+func postedValues(c echo.Context) (map[string][]string, error) {
+	if form, ok := c.Get(multipartContextKey).(*multipartForm); ok {
+		return form.values, nil
+	}
+	r := c.Request()
+	if err := r.ParseForm(); err != nil {
+		return nil, &badRequestError{detail: "could not read the form"}
+	}
+	return r.PostForm, nil
+}
+
+// postedCV is the form's file, nil when none was chosen.
+func postedCV(c echo.Context) *upload {
+	if form, ok := c.Get(multipartContextKey).(*multipartForm); ok {
+		return form.cv
+	}
+	return nil
 }
 
 // splitLines reads the links box: one URL per line, blank lines ignored.

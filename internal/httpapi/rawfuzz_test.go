@@ -43,6 +43,11 @@ func FuzzRawRequest(f *testing.F) {
 		{"POST", "/jobs/" + slug + "/apply", form, "full_name=%00&email=%ff&csrf_token=AAAA&idempotency_key=%00"},
 		{"POST", "/jobs/%00/apply", form, "full_name=Ada"},
 		{"POST", "/jobs/" + slug + "/apply", "Content-Type: multipart/form-data; boundary=x\r\n", "--x\r\nContent-Disposition: form-data; name=\"full_name\"\r\n\r\n\xff\r\n--x--"},
+		{"POST", "/api/v1/jobs/" + slug + "/applications", "Content-Type: multipart/form-data; boundary=x\r\nIdempotency-Key: fuzz-2\r\n",
+			"--x\r\nContent-Disposition: form-data; name=\"application\"\r\n\r\n{\"full_name\":\"Ada\",\"email\":\"ada@example.com\"}\r\n" +
+				"--x\r\nContent-Disposition: form-data; name=\"cv\"; filename=\"cv.pdf\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\n%%EOF\r\n--x--"},
+		{"POST", "/api/v1/jobs/" + slug + "/applications", "Content-Type: multipart/form-data; boundary=x\r\nIdempotency-Key: fuzz-3\r\n",
+			"--x\r\nContent-Disposition: form-data; name=\"cv\"; filename=\"cv.docx\"\r\n\r\nPK\x03\x04\r\n--x--"},
 		{"DELETE", "/api/v1/jobs", "", ""},
 		{"OPTIONS", "*", "", ""},
 		{"GET", "http://evil.example/", "", ""},

@@ -45,7 +45,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 	e.Match(getHead, "/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cacheStatic())
 	pages := e.Group("", deadline(d.Config.RequestTimeout), bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
 	pages.Match(getHead, "/", handleHome(d.Store, d.Config.Employer))
-	pages.Match(getHead, "/jobs/:slug", handlePostingPage(d.Store, d.Config.Employer))
+	pages.Match(getHead, "/jobs/:slug", handlePostingPage(d.Store, d.Config.Employer, d.Config.MaxCVBytes))
 	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), countSubmits(d.Metrics), limitSubmits)
 	pages.Match(getHead, "/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens, d.Config.Employer))
 
@@ -64,6 +64,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 	}
 	admin.Match(getHead, "/applications", handleAdminApplications(d.Store, d.Config.StatusTokens), need(access.RoleViewer, "applications.list"))
 	admin.Match(getHead, "/applications/:id", handleAdminApplication(d.Store), need(access.RoleViewer, "applications.read"))
+	admin.Match(getHead, "/applications/:id/cv", handleAdminCV(d.Store), need(access.RoleViewer, "applications.cv_download"))
 	admin.DELETE("/applications/:id", handleEraseApplication(d.Store), need(access.RoleAdmin, "applications.erase"))
 	admin.POST("/erasures", handleErasure(d.Store, d.Config.MaxBodyBytes), need(access.RoleAdmin, "erasures.create"))
 	admin.POST("/jobs", handleCreateJob(d.Store, d.Config.MaxBodyBytes), need(access.RoleAdmin, "jobs.create"))

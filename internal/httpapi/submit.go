@@ -51,7 +51,8 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 			return errIdempotencyKeyInvalid
 		}
 		var req submitRequest
-		if err := decodeJSON(c, cfg.MaxBodyBytes, &req); err != nil {
+		cv, err := decodeSubmit(c, cfg, &req)
+		if err != nil {
 			return err
 		}
 		applicant := application.Applicant{
@@ -61,7 +62,7 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 			CoverLetter: req.CoverLetter,
 			Links:       req.Links,
 		}
-		res, err := submitApplication(c.Request().Context(), store, waker, now(), cfg, c.Param("slug"), key, applicant)
+		res, err := submitApplication(c.Request().Context(), store, waker, now(), cfg, c.Param("slug"), key, applicant, cv)
 		setSubmitOutcome(c, res, err)
 		if err != nil {
 			return err
@@ -71,15 +72,16 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 }
 
 // submitApplication is the one code path behind both the JSON API and the
-// web form: validate, then one transaction (postgres.Store.Submit), then
-// wake the relay.
+// web form: validate (the CV, if one was sent, too), then one transaction
+// (postgres.Store.Submit), then wake the relay.
 func submitApplication(ctx context.Context, store *postgres.Store, waker *postgres.Waker, now time.Time, cfg config.Config,
-	slug, key string, applicant application.Applicant,
+	slug, key string, applicant application.Applicant, cv *upload,
 ) (application.SubmitResult, error) {
-	if err := applicant.Validate(); err != nil {
+	file, err := validateSubmission(&applicant, cv)
+	if err != nil {
 		return application.SubmitResult{}, err
 	}
-	sub, err := newSubmission(slug, key, applicant, now, cfg)
+	sub, err := newSubmission(slug, key, applicant, file, now, cfg)
 	if err != nil {
 		return application.SubmitResult{}, err
 	}
@@ -95,7 +97,7 @@ func submitApplication(ctx context.Context, store *postgres.Store, waker *postgr
 
 // newSubmission prepares everything the submit transaction stores: the ids,
 // the request fingerprint and the receipt to store under the key.
-func newSubmission(slug, key string, a application.Applicant, now time.Time, cfg config.Config) (application.Submission, error) {
+func newSubmission(slug, key string, a application.Applicant, cv *application.File, now time.Time, cfg config.Config) (application.Submission, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return application.Submission{}, err
@@ -123,8 +125,9 @@ func newSubmission(slug, key string, a application.Applicant, now time.Time, cfg
 		Applicant:       a,
 		EmailNormalized: application.NormalizeEmail(a.Email),
 		ReceivedAt:      receivedAt,
+		CV:              cv,
 		IdempotencyKey:  key,
-		Fingerprint:     fingerprint(slug, a),
+		Fingerprint:     fingerprint(slug, a, cvSum(cv)),
 		KeyExpiresAt:    now.Add(cfg.IdempotencyTTL),
 		ResponseStatus:  http.StatusCreated,
 		ResponseBody:    body,
@@ -132,10 +135,12 @@ func newSubmission(slug, key string, a application.Applicant, now time.Time, cfg
 }
 
 // fingerprint identifies a request for idempotency: the same key with a
-// different fingerprint is a reused key. It covers the posting and the
-// normalised fields, so whitespace around a value does not make a request
-// different, but any real change does.
-func fingerprint(slug string, a application.Applicant) []byte {
+// different fingerprint is a reused key. It covers the posting, the
+// normalised fields and the CV's SHA-256, so whitespace around a value does
+// not make a request different, but any real change (another file
+// included) does. A request without a CV hashes as it did before CVs were
+// taken, so keys stored then still replay.
+func fingerprint(slug string, a application.Applicant, cv []byte) []byte {
 	if len(a.Links) == 0 {
 		a.Links = nil // absent and empty are the same request
 	}
@@ -143,7 +148,8 @@ func fingerprint(slug string, a application.Applicant) []byte {
 		Route     string
 		Slug      string
 		Applicant application.Applicant
-	}{"POST /api/v1/jobs/{slug}/applications", slug, a})
+		CV        []byte `json:",omitempty"`
+	}{"POST /api/v1/jobs/{slug}/applications", slug, a, cv})
 	sum := sha256.Sum256(canonical)
 	return sum[:]
 }

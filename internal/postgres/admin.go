@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -66,9 +67,38 @@ func (s *Store) ApplicationRecord(ctx context.Context, c access.Caller, id strin
 			EmailSentAt: r.SentAt, EmailErrorClass: r.LastErrorClass.String, EmailSMTPCode: int(r.LastSmtpCode.Int16),
 			AnalyticsRecordedAt: r.AnalyticsRecordedAt, ErasedAt: r.ErasedAt,
 		}
+		f, err := q.ApplicationFileInfo(ctx, appID)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return id, err
+		default:
+			rec.CV = &application.FileInfo{Filename: f.Filename, ContentType: f.ContentType, Size: f.Size, SHA256: f.Sha256}
+		}
 		return id, nil
 	})
 	return rec, err
+}
+
+// ApplicationCV reads an application's CV, bytes included, for an admin;
+// the download is audited (applications.cv_download, target the id), and
+// ErrNotFound, for an unknown id or an application without a CV, too
+// (outcome error).
+func (s *Store) ApplicationCV(ctx context.Context, c access.Caller, id string) (application.File, error) {
+	appID, err := uuid.Parse(id)
+	if err != nil {
+		return application.File{}, application.ErrNotFound
+	}
+	var out application.File
+	err = s.audited(ctx, c, "applications.cv_download", "application", func(q *dbsqlc.Queries) (string, error) {
+		f, err := q.ApplicationFileGet(ctx, appID)
+		if err != nil {
+			return id, classify(err)
+		}
+		out = application.File{Filename: f.Filename, ContentType: f.ContentType, Content: f.Content}
+		return id, nil
+	})
+	return out, err
 }
 
 // AddPosting creates an open posting on behalf of c (audited as

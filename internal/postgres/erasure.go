@@ -58,8 +58,8 @@ func (s *Store) EraseByEmail(ctx context.Context, c access.Caller, normalizedEma
 }
 
 // erase cancels the application's unsent confirmation (ledger and River
-// job), overwrites its personal fields and deletes the stored responses of
-// the submits that made it. The delivery's row lock orders it against an
+// job), overwrites its personal fields, deletes its CV and the stored
+// responses of the submits that made it. The delivery's row lock orders it against an
 // attempt's start: an attempt that started first may still send and record
 // it; none can start once this commits. The delivery row is taken before
 // the application's, and River's job after it, the order in which the
@@ -69,6 +69,9 @@ func erase(ctx context.Context, tx pgx.Tx, q *dbsqlc.Queries, id uuid.UUID) erro
 		return err
 	}
 	if _, err := q.ApplicationErase(ctx, id); err != nil {
+		return err
+	}
+	if err := q.ApplicationFileDelete(ctx, id); err != nil {
 		return err
 	}
 	if err := q.IdempotencyKeysDeleteForApplication(ctx, id); err != nil {

@@ -23,8 +23,8 @@ type submittedPayload struct {
 }
 
 // Submit stores an application exactly once. In ONE transaction it claims
-// the idempotency key, inserts the application and its application.submitted
-// event, and stores the response under the key; then it commits. Either all
+// the idempotency key, inserts the application, its CV if any, and its
+// application.submitted event, and stores the response under the key; then it commits. Either all
 // of it is committed or none of it is.
 //
 // When the key was already used, nothing is inserted: the stored response is
@@ -81,6 +81,19 @@ func (s *Store) Submit(ctx context.Context, sub application.Submission) (applica
 		}
 		if err != nil {
 			return err
+		}
+
+		if f := sub.CV; f != nil {
+			if err := q.ApplicationFileInsert(ctx, dbsqlc.ApplicationFileInsertParams{
+				ApplicationID: appID,
+				Filename:      f.Filename,
+				ContentType:   f.ContentType,
+				Size:          int64(len(f.Content)),
+				Sha256:        f.SHA256[:],
+				Content:       f.Content,
+			}); err != nil {
+				return err
+			}
 		}
 
 		if err := q.OutboxEventInsert(ctx, dbsqlc.OutboxEventInsertParams{

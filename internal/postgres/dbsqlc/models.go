@@ -46,6 +46,16 @@ type Application struct {
 	ErasedAt        *time.Time
 }
 
+type ApplicationFile struct {
+	ApplicationID uuid.UUID
+	Filename      string
+	ContentType   string
+	Size          int64
+	Sha256        []byte
+	Content       []byte
+	CreatedAt     time.Time
+}
+
 type AuditLog struct {
 	ID         int64
 	At         time.Time
