@@ -5,10 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/postgres"
 	"github.com/intake/intake/internal/testkit"
 )
 
@@ -61,4 +63,44 @@ func TestApplicationRetentionDoesNotBlockSubmits(t *testing.T) {
 		apps, build.Round(time.Millisecond), erased, took.Round(time.Millisecond), float64(erased)/took.Seconds(),
 		submits, concurrency, baseline.Round(100*time.Microsecond), during.Round(100*time.Microsecond))
 	require.Less(t, during, baseline*5+50*time.Millisecond, "retention must not hold submits up")
+}
+
+// The report email's fence: one live attempt at a time, only the lease's
+// attempt records, nothing starts once it is recorded; a failed attempt
+// gives the lease back.
+func TestReportEmailFence(t *testing.T) {
+	t.Parallel()
+	b := setupSubmit(t)
+	ctx := t.Context()
+	week := application.WeekOf(time.Now()).Previous()
+	r, err := b.store.BuildReport(ctx, week, time.Now())
+	require.NoError(t, err)
+	stored, err := b.store.SaveReport(ctx, r)
+	require.NoError(t, err)
+	require.True(t, stored.Stored)
+	require.Nil(t, stored.EmailedAt)
+	again, err := b.store.SaveReport(ctx, application.Report{Week: r.Week, BuiltAt: time.Now(), Postings: []application.PostingFigures{}})
+	require.NoError(t, err)
+	require.Equal(t, stored.BuiltAt, again.BuiltAt, "the first stored report stays")
+
+	first, err := b.store.ReportEmailStart(ctx, r.Week, time.Minute)
+	require.NoError(t, err)
+	var held *postgres.LeaseHeldError
+	_, err = b.store.ReportEmailStart(ctx, r.Week, time.Minute)
+	require.ErrorAs(t, err, &held)
+	require.Greater(t, held.Left, 50*time.Second)
+
+	require.NoError(t, b.store.ReportEmailUnsent(ctx, r.Week, first))
+	second, err := b.store.ReportEmailStart(ctx, r.Week, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, first+1, second)
+	noop := func(context.Context, pgx.Tx) error { return nil }
+	require.ErrorIs(t, b.store.ReportEmailed(ctx, r.Week, first, noop), postgres.ErrLeaseLost, "an old attempt records nothing")
+	require.NoError(t, b.store.ReportEmailed(ctx, r.Week, second, noop))
+	_, err = b.store.ReportEmailStart(ctx, r.Week, time.Minute)
+	require.ErrorIs(t, err, postgres.ErrAlreadySent)
+	require.ErrorIs(t, b.store.ReportEmailed(ctx, r.Week, second, noop), postgres.ErrLeaseLost, "recorded once")
+	emailed, err := b.store.StoredReport(ctx, week)
+	require.NoError(t, err)
+	require.NotNil(t, emailed.EmailedAt)
 }
