@@ -119,6 +119,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		OutboxRetention:      cfg.OutboxRetention,
 		ReconcileInterval:    cfg.ReconcileInterval,
 		ReconcileAfter:       cfg.ReconcileAfter,
+		ReportTo:             cfg.ReportTo,
+		ApplicationRetention: cfg.ApplicationRetention,
 	})
 	if err != nil {
 		return fmt.Errorf("river client: %w", err)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
@@ -56,6 +57,10 @@ commands:
   applications erase (ID | --email E) --reason R
                                             erase the applicant's personal data (one application, or
                                             every one of address E on every posting); audited with R
+  report [--week YYYY-Www] [--json] [--fresh]
+                                            the weekly report (default: the current week): the stored
+                                            one, else built now from the data (neither stored nor
+                                            emailed); --fresh: built now even when one is stored
   health URL [--timeout D]                  GET URL; exit 0 on a 2xx answer (container health checks)
   dev [--smtp-addr A] [--mailbox-addr A] [--no-sample-postings]
                                             run the whole system locally: migrate, sample postings,
@@ -139,6 +144,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return auditLog(ctx, store, caller, args[1:], stdout)
 	case "applications":
 		return applications(ctx, store, caller, args[1:], stdout)
+	case "report":
+		return report(ctx, store, time.Now(), args[1:], stdout)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}

@@ -41,3 +41,15 @@ SELECT count(*)::bigint AS reconciled,
        count(*) FILTER (WHERE reconciled_at >= @since::timestamptz)::bigint AS recent
 FROM deliveries
 WHERE reconciled_at IS NOT NULL;
+
+-- name: ApplicationsRetentionBatch :many
+-- Application retention: up to max_rows applications received before the
+-- cutoff and not erased yet, oldest first from the unerased-only index,
+-- locked for the erasure that follows in the same transaction (NO KEY
+-- UPDATE, as ApplicationIDsByEmail). Rows another transaction holds are
+-- skipped, never waited for.
+SELECT id FROM applications
+WHERE erased_at IS NULL AND received_at < @cutoff::timestamptz
+ORDER BY received_at, id
+LIMIT @max_rows
+FOR NO KEY UPDATE SKIP LOCKED;

@@ -80,6 +80,10 @@ type Config struct {
 	OutboxRetention   time.Duration
 	ReconcileInterval time.Duration
 	ReconcileAfter    time.Duration
+	// ReportTo are the weekly report's recipients (empty: stored only);
+	// ApplicationRetention how long applications are kept (zero: for ever).
+	ReportTo             []string
+	ApplicationRetention time.Duration
 }
 
 // Var describes one environment variable: its name, default and meaning.
@@ -139,6 +143,8 @@ var Vars = []Var{
 	{Name: "INTAKE_OUTBOX_RETENTION", Default: "168h", Help: "dispatched outbox events older than this are deleted (hourly, in batches); at least 1h"},
 	{Name: "INTAKE_RECONCILE_INTERVAL", Default: "1m", Help: "how often the leader's reconciler looks for confirmations that lost their job"},
 	{Name: "INTAKE_RECONCILE_AFTER", Default: "5m", Help: "a delivery left alone this long with no job is re-enqueued once; an event undispatched this long is reported"},
+	{Name: "INTAKE_REPORT_TO", Default: "", Help: "comma-separated addresses the weekly report is emailed to; empty: the report is stored, not emailed"},
+	{Name: "INTAKE_APPLICATION_RETENTION", Default: "", Help: "applications received longer ago than this are erased (hourly, in batches); at least 24h; empty or 0: kept for ever"},
 }
 
 // Load reads and validates every variable. The error names each bad
@@ -242,6 +248,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.OutboxRetention = r.duration("INTAKE_OUTBOX_RETENTION", time.Hour, 10*365*24*time.Hour)
 	c.ReconcileInterval = r.duration("INTAKE_RECONCILE_INTERVAL", time.Second, time.Hour)
 	c.ReconcileAfter = r.duration("INTAKE_RECONCILE_AFTER", time.Second, 24*time.Hour)
+	c.ReportTo = r.addressList("INTAKE_REPORT_TO")
+	if v := r.str("INTAKE_APPLICATION_RETENTION"); v != "" && v != "0" {
+		c.ApplicationRetention = r.duration("INTAKE_APPLICATION_RETENTION", 24*time.Hour, 100*365*24*time.Hour)
+	}
 
 	return c, r.err()
 }
@@ -304,6 +314,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("INTAKE_OUTBOX_RETENTION", c.OutboxRetention.String()),
 		slog.String("INTAKE_RECONCILE_INTERVAL", c.ReconcileInterval.String()),
 		slog.String("INTAKE_RECONCILE_AFTER", c.ReconcileAfter.String()),
+		slog.String("INTAKE_REPORT_TO", strings.Join(c.ReportTo, ",")),
+		slog.String("INTAKE_APPLICATION_RETENTION", c.ApplicationRetention.String()),
 	)
 }
 
@@ -410,6 +422,25 @@ func (r *reader) duration(name string, lo, hi time.Duration) time.Duration {
 		r.fail(name, fmt.Sprintf("must be a duration from %s to %s, like 30s or 5m", lo, hi))
 	}
 	return d
+}
+
+// addressList reads comma-separated bare addresses (ops@example.com);
+// empty is none.
+func (r *reader) addressList(name string) []string {
+	v := strings.TrimSpace(r.str(name))
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if a, err := mail.ParseAddress(part); err != nil || a.Name != "" || a.Address != part {
+			r.fail(name, "must be comma-separated bare email addresses like ops@example.com,lead@example.com")
+			return nil
+		}
+		out = append(out, part)
+	}
+	return out
 }
 
 func (r *reader) oneOf(name string, allowed ...string) string {

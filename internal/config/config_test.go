@@ -175,6 +175,23 @@ func TestLoadValues(t *testing.T) {
 	require.Equal(t, "https://analytics.example.com/ingest", cfg.AnalyticsURL.String())
 }
 
+// The weekly report's recipients and application retention: off by
+// default, read when set.
+func TestLoadReportAndApplicationRetention(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env())
+	require.NoError(t, err)
+	require.Empty(t, cfg.ReportTo)
+	require.Zero(t, cfg.ApplicationRetention)
+	cfg, err = config.Load(env("INTAKE_APPLICATION_RETENTION", "0"))
+	require.NoError(t, err)
+	require.Zero(t, cfg.ApplicationRetention, "0 is off")
+	cfg, err = config.Load(env("INTAKE_REPORT_TO", " ops@example.com, lead@example.com ", "INTAKE_APPLICATION_RETENTION", "4320h"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"ops@example.com", "lead@example.com"}, cfg.ReportTo)
+	require.Equal(t, 180*24*time.Hour, cfg.ApplicationRetention)
+}
+
 func TestLoadLogLevels(t *testing.T) {
 	t.Parallel()
 	for value, want := range map[string]slog.Level{
@@ -254,6 +271,12 @@ func TestLoadBadValue(t *testing.T) {
 		{"status secret of 31 bytes", []string{"INTAKE_STATUS_SECRET", strings.Repeat("ab", 31)}, "INTAKE_STATUS_SECRET"},
 		{"status secret not hex", []string{"INTAKE_STATUS_SECRET", "hex:" + strings.Repeat("xy", 32)}, "INTAKE_STATUS_SECRET"},
 		{"status secret a pass phrase", []string{"INTAKE_STATUS_SECRET", "correct horse battery staple and more words"}, "INTAKE_STATUS_SECRET"},
+		{"report to with a display name", []string{"INTAKE_REPORT_TO", "Ops <ops@example.com>"}, "INTAKE_REPORT_TO"},
+		{"report to not an address", []string{"INTAKE_REPORT_TO", "ops@example.com,nobody"}, "INTAKE_REPORT_TO"},
+		{"report to empty item", []string{"INTAKE_REPORT_TO", "ops@example.com,"}, "INTAKE_REPORT_TO"},
+		{"application retention under 24h", []string{"INTAKE_APPLICATION_RETENTION", "23h"}, "INTAKE_APPLICATION_RETENTION"},
+		{"application retention without unit", []string{"INTAKE_APPLICATION_RETENTION", "30"}, "INTAKE_APPLICATION_RETENTION"},
+		{"application retention negative", []string{"INTAKE_APPLICATION_RETENTION", "-720h"}, "INTAKE_APPLICATION_RETENTION"},
 		{"previous status secret of 16 bytes", []string{"INTAKE_STATUS_SECRET_PREVIOUS", strings.Repeat("ab", 16)}, "INTAKE_STATUS_SECRET_PREVIOUS"},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/access"
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/httpapi"
 	"github.com/intake/intake/internal/testkit"
@@ -65,6 +66,8 @@ var adminRules = map[string]adminRule{
 	"HEAD /api/v1/admin/tokens":              {access.RoleAdmin, http.StatusOK},
 	"POST /api/v1/admin/tokens":              {access.RoleAdmin, http.StatusCreated},
 	"DELETE /api/v1/admin/tokens/:id":        {access.RoleAdmin, http.StatusOK},
+	"GET /api/v1/admin/reports/:week":        {access.RoleViewer, http.StatusOK},
+	"HEAD /api/v1/admin/reports/:week":       {access.RoleViewer, http.StatusOK},
 	"GET /api/v1/admin/audit":                {access.RoleAdmin, http.StatusOK},
 	"HEAD /api/v1/admin/audit":               {access.RoleAdmin, http.StatusOK},
 }
@@ -109,6 +112,8 @@ func TestAdminRoutesAuthMatrix(t *testing.T) {
 	require.False(t, access.CheckTokenFormat(badChecksum))
 	unknown := access.NewToken()
 
+	// This week has the application above, so its report answers 200.
+	thisWeek := application.WeekOf(time.Now()).String()
 	routes := adminRoutes(t)
 	require.NotEmpty(t, routes)
 	var unauthorizedBody []byte
@@ -121,7 +126,7 @@ func TestAdminRoutesAuthMatrix(t *testing.T) {
 		// Each call gets fresh targets, so the admin's call can succeed.
 		request := func(token string) testkit.Response {
 			victimID, _ := mint(t, api, access.RoleViewer)
-			path := strings.NewReplacer(":id", r.ID, ":slug", slug).Replace(pattern)
+			path := strings.NewReplacer(":id", r.ID, ":slug", slug, ":week", thisWeek).Replace(pattern)
 			if strings.HasPrefix(pattern, "/api/v1/admin/tokens/") {
 				path = strings.Replace(pattern, ":id", victimID, 1)
 			}
@@ -146,7 +151,7 @@ func TestAdminRoutesAuthMatrix(t *testing.T) {
 		} {
 			var res testkit.Response
 			if name == "not bearer" {
-				res = api.Do(t, method, strings.NewReplacer(":id", r.ID, ":slug", slug).Replace(pattern), "", "Authorization", "Basic "+admin)
+				res = api.Do(t, method, strings.NewReplacer(":id", r.ID, ":slug", slug, ":week", thisWeek).Replace(pattern), "", "Authorization", "Basic "+admin)
 			} else {
 				res = request(token)
 			}

@@ -72,6 +72,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 	admin.Match(getHead, "/tokens", handleListTokens(d.Store), need(access.RoleAdmin, "tokens.list"))
 	admin.POST("/tokens", handleCreateToken(d.Store, d.Config.MaxBodyBytes, d.Now), need(access.RoleAdmin, "tokens.create"))
 	admin.DELETE("/tokens/:id", handleRevokeToken(d.Store), need(access.RoleAdmin, "tokens.revoke"))
+	admin.Match(getHead, "/reports/:week", handleAdminReport(d.Store, d.Now), need(access.RoleViewer, "reports.read"))
 	admin.Match(getHead, "/audit", handleAudit(d.Store, d.Config.StatusTokens), need(access.RoleAdmin, "audit.list"))
 }
 

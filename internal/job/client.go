@@ -56,6 +56,12 @@ type Settings struct {
 	// before it counts (zero: 5 minutes).
 	ReconcileInterval time.Duration
 	ReconcileAfter    time.Duration
+	// ReportTo are the weekly report's recipients (none: the report is
+	// stored, not emailed).
+	ReportTo []string
+	// ApplicationRetention is how long applications are kept before the
+	// leader erases them (zero: for ever).
+	ApplicationRetention time.Duration
 	// Now is the periodic jobs' clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -101,6 +107,20 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 	river.AddWorker(workers, &OutboxRetentionWorker{Store: d.Store, Logger: d.Logger, Now: now,
 		Retention: cmp.Or(s.OutboxRetention, 7*24*time.Hour)})
 	river.AddWorker(workers, &IdempotencyExpiryWorker{Store: d.Store, Logger: d.Logger, Now: now})
+	river.AddWorker(workers, &WeeklyReportWorker{Store: d.Store, Sender: d.Sender, Logger: d.Logger, Now: now,
+		To: s.ReportTo, Employer: d.Employer, Lease: s.JobTimeout + s.RecordTimeout, RecordWithin: s.RecordTimeout})
+	river.AddWorker(workers, &ApplicationRetentionWorker{Store: d.Store, Logger: d.Logger, Now: now,
+		Retention: s.ApplicationRetention})
+	periodicJobs := []*river.PeriodicJob{
+		periodic(OutboxRetentionArgs{}, RetentionInterval),
+		periodic(IdempotencyExpiryArgs{}, RetentionInterval),
+		periodic(AbandonedDeliveriesArgs{}, AbandonedCheckInterval),
+		periodic(ReconcilerArgs{}, cmp.Or(s.ReconcileInterval, time.Minute)),
+		reportPeriodic(now),
+	}
+	if s.ApplicationRetention > 0 {
+		periodicJobs = append(periodicJobs, periodic(ApplicationRetentionArgs{}, RetentionInterval))
+	}
 	var middleware []rivertype.Middleware
 	if d.Metrics != nil {
 		middleware = append(middleware, &rescueCounter{metrics: d.Metrics})
@@ -114,12 +134,7 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 			// Periodic checks: few and short, kept off the email queue.
 			QueueMaintenance: {MaxWorkers: 2},
 		},
-		PeriodicJobs: []*river.PeriodicJob{
-			periodic(OutboxRetentionArgs{}, RetentionInterval),
-			periodic(IdempotencyExpiryArgs{}, RetentionInterval),
-			periodic(AbandonedDeliveriesArgs{}, AbandonedCheckInterval),
-			periodic(ReconcilerArgs{}, cmp.Or(s.ReconcileInterval, time.Minute)),
-		},
+		PeriodicJobs:         periodicJobs,
 		Workers:              workers,
 		FetchCooldown:        s.FetchCooldown,
 		FetchPollInterval:    s.FetchPollInterval,

@@ -1,5 +1,6 @@
 // Package job holds the River side of Intake: the job args (ids only, so
 // erasure never has to chase copies), the workers that send the
-// confirmation email and record the analytics event, their retry schedule,
-// and the River client's configuration.
+// confirmation email and record the analytics event, the leader's periodic
+// jobs (retention, the reconciler, the weekly report), their retry
+// schedule, and the River client's configuration.
 package job

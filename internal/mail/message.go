@@ -29,6 +29,8 @@ type Message struct {
 	Subject   string
 	Text      string
 	HTML      string
+	// AlsoTo are further recipients (the weekly report's), by address.
+	AlsoTo []string
 }
 
 // MessageID is the confirmation email's Message-ID for an application: the

@@ -65,6 +65,11 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	if err := msg.AddToFormat(m.ToName, m.ToAddress); err != nil {
 		return &Failure{Permanent: true, cause: "invalid recipient"}
 	}
+	for _, to := range m.AlsoTo {
+		if err := msg.AddTo(to); err != nil {
+			return &Failure{Permanent: true, cause: "invalid recipient"}
+		}
+	}
 	msg.Subject(m.Subject)
 	msg.SetMessageIDWithValue(m.MessageID)
 	msg.SetDate()
@@ -90,8 +95,10 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	if err := smtpClient.Mail(s.cfg.From.Address); err != nil {
 		return classify(err, "mail")
 	}
-	if err := smtpClient.Rcpt(m.ToAddress); err != nil {
-		return classify(err, "rcpt")
+	for _, to := range append([]string{m.ToAddress}, m.AlsoTo...) {
+		if err := smtpClient.Rcpt(to); err != nil {
+			return classify(err, "rcpt")
+		}
 	}
 	data, err := smtpClient.Data()
 	if err != nil {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -79,4 +80,45 @@ func erase(ctx context.Context, tx pgx.Tx, q *dbsqlc.Queries, id uuid.UUID) erro
 	}
 	_, err := tx.Exec(ctx, db.RiverConfirmationCancel, id.String())
 	return err
+}
+
+// EraseReceivedBefore erases, on behalf of c, the applications received
+// before cutoff and not erased yet, batch of them per transaction (each
+// with its applications.erase audit row, the reason as its detail), until
+// a batch comes back short; it returns how many it erased. Each one goes
+// through erase, as an operator's erasure does. Rows another transaction
+// holds are skipped and left for the next run, so a run never waits for a
+// submit, a send or an operator's erasure.
+func (s *Store) EraseReceivedBefore(ctx context.Context, c access.Caller, cutoff time.Time, batch int, reason string) (int, error) {
+	total := 0
+	for {
+		var n int
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			q := s.q.WithTx(tx)
+			ids, err := q.ApplicationsRetentionBatch(ctx, dbsqlc.ApplicationsRetentionBatchParams{Cutoff: cutoff, MaxRows: int32(batch)})
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if err := erase(ctx, tx, q, id); err != nil {
+					return err
+				}
+				if err := insertAuditDetail(ctx, q, c, "applications.erase", "application", id.String(), reason, access.OutcomeOK); err != nil {
+					return err
+				}
+			}
+			n = len(ids)
+			return nil
+		})
+		if err != nil {
+			return total, classify(err)
+		}
+		total += n
+		if n < batch {
+			return total, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+	}
 }

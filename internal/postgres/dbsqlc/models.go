@@ -117,6 +117,15 @@ type Posting struct {
 	Team        string
 }
 
+type Report struct {
+	Week                string
+	BuiltAt             time.Time
+	Body                []byte
+	EmailedAt           *time.Time
+	EmailAttempts       int32
+	EmailLeaseExpiresAt *time.Time
+}
+
 type WorkerHeartbeat struct {
 	WorkerID   string
 	Hostname   string

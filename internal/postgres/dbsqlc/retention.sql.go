@@ -8,7 +8,47 @@ package dbsqlc
 import (
 	"context"
 	"time"
+
+	"github.com/google/uuid"
 )
+
+const applicationsRetentionBatch = `-- name: ApplicationsRetentionBatch :many
+SELECT id FROM applications
+WHERE erased_at IS NULL AND received_at < $1::timestamptz
+ORDER BY received_at, id
+LIMIT $2
+FOR NO KEY UPDATE SKIP LOCKED
+`
+
+type ApplicationsRetentionBatchParams struct {
+	Cutoff  time.Time
+	MaxRows int32
+}
+
+// Application retention: up to max_rows applications received before the
+// cutoff and not erased yet, oldest first from the unerased-only index,
+// locked for the erasure that follows in the same transaction (NO KEY
+// UPDATE, as ApplicationIDsByEmail). Rows another transaction holds are
+// skipped, never waited for.
+func (q *Queries) ApplicationsRetentionBatch(ctx context.Context, arg ApplicationsRetentionBatchParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, applicationsRetentionBatch, arg.Cutoff, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
 
 const deliveriesReconciledCount = `-- name: DeliveriesReconciledCount :one
 SELECT count(*)::bigint AS reconciled,
