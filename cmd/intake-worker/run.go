@@ -75,6 +75,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Password: cfg.SMTPPassword,
 		From:     cfg.MailFrom,
 		Timeout:  cfg.SMTPTimeout,
+		// One connection per email worker: reused, never waited for.
+		PoolSize: cfg.EmailConcurrency,
 	})
 	if err != nil {
 		return err
@@ -192,6 +194,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	<-ctx.Done()
 	err = shutdown(logger, cfg.ShutdownTimeout, cfg.JobTimeout+cfg.RecordTimeout, stopRelay, &wg, riverClient, opsServer)
+	// No send runs any more: say QUIT on the pooled SMTP connections.
+	sender.Close()
 	stopHeartbeat()
 	heartbeatDone.Wait()
 	goneCtx, cancelGone := context.WithTimeout(context.Background(), 2*time.Second)
