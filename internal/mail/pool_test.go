@@ -243,3 +243,26 @@ func TestTimedOutConnectionIsNotReused(t *testing.T) {
 	require.Len(t, b.srv.Messages(), 1)
 	require.Equal(t, 2, b.srv.Dials())
 }
+
+// BenchmarkSend is one message to the in-process server, on a pooled
+// connection and on a new connection each time (greeting, EHLO, QUIT).
+func BenchmarkSend(b *testing.B) {
+	for name, poolSize := range map[string]int{"pooled": 1, "new connection": 0} {
+		b.Run(name, func(b *testing.B) {
+			srv := testkit.StartSMTP(b)
+			sender, err := mail.NewSender(mail.SMTPConfig{
+				Host: srv.Host, Port: srv.Port, TLS: "none", From: testFrom,
+				Timeout: 5 * time.Second, PoolSize: poolSize,
+			})
+			require.NoError(b, err)
+			b.Cleanup(sender.Close)
+			msg, err := mail.Confirmation(fixedConfirmation(), sender.Domain())
+			require.NoError(b, err)
+			for b.Loop() {
+				if err := sender.Send(b.Context(), msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

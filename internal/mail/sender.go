@@ -104,8 +104,8 @@ var errStale = errors.New("pooled connection dead before MAIL was answered")
 // Send delivers m, on a pooled connection when one is idle, else on a new
 // one. The whole exchange ends when ctx ends: go-mail takes no context
 // after the dial, so the connection is closed when ctx is done. A pooled
-// connection that fails at MAIL (the server closed it while it was idle)
-// is dropped and the message sent once more on a new connection, within
+// connection that fails at MAIL (most often: the server closed it while it
+// sat idle) is dropped and the message sent once more on a new connection, within
 // the same ctx: nothing of it reached the server. The error, when there is
 // one, is a *Failure: it says whether to retry and carries the SMTP code,
 // never the server's text.

@@ -76,10 +76,14 @@ func StartSMTP(tb testing.TB) *SMTPServer {
 	return s
 }
 
-// Stop takes the server down: every new connection is closed before the
-// greeting, as by a server that crashed. The port stays bound, so no other
-// test's server can take it meanwhile.
-func (s *SMTPServer) Stop() { s.down.Store(true) }
+// Stop takes the server down, as a crash would: the open connections (a
+// sender's pooled ones too) are closed, and every new one is closed before
+// the greeting. The port stays bound, so no other test's server can take
+// it meanwhile.
+func (s *SMTPServer) Stop() {
+	s.down.Store(true)
+	s.DropConnections()
+}
 
 // Start brings a stopped server back.
 func (s *SMTPServer) Start() { s.down.Store(false) }
