@@ -93,6 +93,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		postgres.PoolCollector(pool),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "intake_smtp_connections_opened_total",
+			Help: "SMTP connections opened (through AUTH); next to intake_email_sends_total, how well they are reused.",
+		}, func() float64 { return float64(sender.Opened()) }),
 		postgres.NewGauges(store, postgres.GaugesOpts{
 			Work: true,
 			Kinds: []string{job.ConfirmationEmailArgs{}.Kind(), job.AnalyticsEventArgs{}.Kind(),

@@ -51,6 +51,7 @@ func TestPooledConnectionCarriesTheNextMessage(t *testing.T) {
 
 	require.Len(t, b.srv.Messages(), 3)
 	require.Equal(t, 1, b.srv.Dials(), "one connection carries every message")
+	require.EqualValues(t, 1, b.sender.Opened())
 	require.Zero(t, b.srv.Commands("RSET"), "clean transactions need no RSET between them")
 	require.Zero(t, b.srv.Commands("QUIT"))
 	require.Equal(t, 1, b.srv.Open())
@@ -204,6 +205,7 @@ func TestDeadPooledConnectionIsReplacedWithinTheSend(t *testing.T) {
 			require.Equal(t, 2, b.srv.Dials())
 			require.NoError(t, b.send(t), "the new connection is pooled in turn")
 			require.Equal(t, 2, b.srv.Dials())
+			require.EqualValues(t, 2, b.sender.Opened())
 		})
 	}
 }

@@ -64,6 +64,7 @@ type Sender struct {
 	// expiries counts the idle timers that have not been stopped and whose
 	// expire has not returned, so Close can wait for them.
 	expiries sync.WaitGroup
+	opened   atomic.Int64
 }
 
 // smtpConn is one connection past its greeting, EHLO, STARTTLS and AUTH,
@@ -96,6 +97,11 @@ func NewSender(cfg SMTPConfig) (*Sender, error) {
 
 // Domain is the sender's domain, used in Message-IDs.
 func (s *Sender) Domain() string { return s.domain }
+
+// Opened is how many connections the sender has opened (through AUTH), for
+// a metric: next to the number of sends it shows how well connections are
+// reused, and a server that closes them early.
+func (s *Sender) Opened() int64 { return s.opened.Load() }
 
 // errStale is a pooled connection found dead at MAIL, before the server
 // could have taken anything of the message.
@@ -154,6 +160,7 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 		}
 		return nil, classify(err, "connect")
 	}
+	s.opened.Add(1)
 	return &smtpConn{client: smtpClient, conn: conn}, nil
 }
 
