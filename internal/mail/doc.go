@@ -1,6 +1,7 @@
 // Package mail renders and sends the confirmation email: text and HTML
 // bodies from embedded templates, a Message-ID derived from the application
-// id (so a resend is recognisably the same message), and a classification
-// of SMTP failures into temporary and permanent that never quotes the
-// server's text (which can contain the address).
+// id (so a resend is recognisably the same message), a sender that keeps
+// its SMTP connections for the next messages, and a classification of SMTP
+// failures into temporary and permanent that never quotes the server's text
+// (which can contain the address).
 package mail
