@@ -13,8 +13,10 @@ import (
 )
 
 // drainPhase lets one worker drain a backlog of applications, then has
-// River work as many no-op jobs in the same database, for the ratio of the
-// two.
+// River work as many no-op jobs in the same database, with the email
+// queue's settings, for the ratios of the two: jobs of both kinds against
+// no-op jobs, and emails alone against no-op jobs (each email is a no-op
+// job plus its ledger and the SMTP exchange).
 func (b *bench) drainPhase(ctx context.Context) error {
 	n := b.opts.Backlog
 	phase := &DrainPhase{Applications: n}
@@ -93,7 +95,9 @@ func (b *bench) drainPhase(ctx context.Context) error {
 	phase.RawSeconds = round(seconds, 3)
 	phase.RawJobsPerSecond = round(div(float64(jobs), seconds), 1)
 	phase.Ratio = round(div(phase.EmailsPerSecond*2, phase.RawJobsPerSecond), 3)
-	b.logf("drain: raw River %d no-op jobs in %.1f s (%.0f/s); ratio %.2f", jobs, seconds, phase.RawJobsPerSecond, phase.Ratio)
+	phase.EmailRatio = round(div(phase.EmailsPerSecond, phase.RawJobsPerSecond), 3)
+	b.logf("drain: raw River %d no-op jobs in %.1f s (%.0f/s); ratio %.2f; emails/s ÷ raw %.2f",
+		jobs, seconds, phase.RawJobsPerSecond, phase.Ratio, phase.EmailRatio)
 	return nil
 }
 

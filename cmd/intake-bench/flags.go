@@ -43,6 +43,7 @@ type options struct {
 	GrowthRows    int           `json:"growth_rows"`
 	GrowthRounds  int           `json:"growth_rounds"`
 	DrainTimeout  time.Duration `json:"-"`
+	SMTPTLS       string        `json:"smtp_tls"`
 }
 
 // MarshalJSON records the options in the report, durations as text.
@@ -102,6 +103,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.IntVar(&o.GrowthRows, "growth-rows", 1_000_000, "growth phase: existing applications and dispatched events (short: 10000)")
 	fs.IntVar(&o.GrowthRounds, "growth-rounds", 20, "growth phase: relay rounds of 500 events timed per size (short: 3)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Minute, "longest wait for a backlog to drain before the phase fails (short: 2m)")
+	fs.StringVar(&o.SMTPTLS, "smtp-tls", "none", "e2e, drain and memory phases: none, or starttls with a certificate made for the run that the worker is told to trust (SSL_CERT_FILE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -138,6 +140,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 		case !slices.Contains(o.Phases, p):
 			o.Phases = append(o.Phases, p)
 		}
+	}
+	if o.SMTPTLS != "none" && o.SMTPTLS != "starttls" {
+		errs = append(errs, fmt.Errorf("--smtp-tls: %q is neither none nor starttls", o.SMTPTLS))
 	}
 	if len(o.Phases) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("--phases: no phase selected"))

@@ -124,6 +124,7 @@ type DrainPhase struct {
 	RawSeconds         float64       `json:"raw_seconds"`
 	RawJobsPerSecond   float64       `json:"raw_jobs_per_second"`
 	Ratio              float64       `json:"ratio"`
+	EmailRatio         float64       `json:"email_ratio"`
 	DuplicateEmails    int           `json:"duplicate_emails"`
 	WorkerWarnings     int           `json:"worker_warnings"`
 	Peak               []ProcessPeak `json:"peak_rss"`
@@ -228,12 +229,12 @@ func (r *Report) writeMarkdown(w io.Writer) {
 
 	if d := r.Drain; d != nil {
 		fmt.Fprintf(w, "\n### 3. Backlog drain (one worker, from its start)\n\n")
-		table(w, []string{"applications", "first email s", "emails/s (= applications/s)", "analytics records/s", "raw River no-op jobs/s", "**(applications/s × 2) / raw**"}, [][]string{{
+		table(w, []string{"applications", "first email s", "emails/s (= applications/s)", "analytics records/s", "raw River no-op jobs/s", "**(applications/s × 2) / raw**", "**emails/s / raw**"}, [][]string{{
 			itoa(d.Applications), f2(d.FirstEmailSeconds),
 			fmt.Sprintf("%.0f (%.1f s)", d.EmailsPerSecond, d.EmailSeconds),
 			fmt.Sprintf("%.0f (%.1f s)", d.AnalyticsPerSecond, d.AnalyticsSeconds),
 			fmt.Sprintf("%.0f (%d jobs, MaxWorkers %d, %.1f s)", d.RawJobsPerSecond, d.RawJobs, d.RawMaxWorkers, d.RawSeconds),
-			ratio(d.Ratio),
+			ratio(d.Ratio), ratio(d.EmailRatio),
 		}})
 		if d.DuplicateEmails > 0 || d.WorkerWarnings > 0 {
 			fmt.Fprintf(w, "\nduplicate emails: %d, worker warnings logged: %d\n", d.DuplicateEmails, d.WorkerWarnings)

@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	if opts.want(phaseE2E) || opts.want(phaseDrain) || opts.want(phaseMemory) {
-		if b.sink, err = startSMTPSink(); err != nil {
+		if b.sink, err = startSMTPSink(opts.SMTPTLS == "starttls"); err != nil {
 			return fmt.Errorf("SMTP sink: %w", err)
 		}
 		defer b.sink.close()

@@ -99,6 +99,7 @@ func TestRunShort(t *testing.T) {
 	require.Equal(t, 500, d.RawJobs)
 	require.Positive(t, d.RawJobsPerSecond)
 	require.Positive(t, d.Ratio)
+	require.Positive(t, d.EmailRatio)
 	require.Zero(t, d.DuplicateEmails)
 	positivePeaks("drain", d.Peak, 1)
 

@@ -2,10 +2,20 @@ package main
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/textproto"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +31,9 @@ type smtpSink struct {
 	host   string
 	port   int
 	server *smtp.Server
+	// caDir holds the STARTTLS certificate the binaries trust (empty
+	// without STARTTLS).
+	caDir string
 
 	mu         sync.Mutex
 	accepted   map[string]time.Time // application id → first acceptance
@@ -28,7 +41,10 @@ type smtpSink struct {
 	last       time.Time
 }
 
-func startSMTPSink() (*smtpSink, error) {
+// startSMTPSink starts the sink; with starttls it offers STARTTLS with a
+// certificate for 127.0.0.1 made for the run, which env tells the binaries
+// to trust, so a TLS handshake per connection is part of the figures.
+func startSMTPSink(starttls bool) (*smtpSink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -41,19 +57,70 @@ func startSMTPSink() (*smtpSink, error) {
 	s.server.WriteTimeout = 30 * time.Second
 	s.server.MaxMessageBytes = 1 << 20
 	s.server.ErrorLog = log.New(io.Discard, "", 0)
+	if starttls {
+		if s.server.TLSConfig, s.caDir, err = sinkCertificate(); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+	}
 	go func() { _ = s.server.Serve(ln) }()
 	return s, nil
 }
 
-func (s *smtpSink) close() { _ = s.server.Close() }
+// sinkCertificate makes a self-signed certificate for 127.0.0.1 and writes
+// it to cert.pem in a new directory.
+func sinkCertificate() (*tls.Config, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "intake-bench SMTP sink"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := os.MkdirTemp("", "intake-bench-smtp-")
+	if err != nil {
+		return nil, "", err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, dir, nil
+}
+
+func (s *smtpSink) close() {
+	_ = s.server.Close()
+	if s.caDir != "" {
+		_ = os.RemoveAll(s.caDir)
+	}
+}
 
 // env points a worker at the sink.
 func (s *smtpSink) env() []string {
-	return []string{
+	env := []string{
 		"INTAKE_SMTP_HOST=" + s.host,
 		"INTAKE_SMTP_PORT=" + strconv.Itoa(s.port),
 		"INTAKE_SMTP_TLS=none",
 	}
+	if s.caDir != "" {
+		env[2] = "INTAKE_SMTP_TLS=starttls"
+		env = append(env, "SSL_CERT_FILE="+filepath.Join(s.caDir, "cert.pem"))
+	}
+	return env
 }
 
 // reset forgets what was accepted.

@@ -60,6 +60,11 @@ func TestMetricsFollowSMTPOutage(t *testing.T) {
 			scrapeValue(t, w, `intake_jobs{kind="confirmation_email",state="retryable"}`) == 0
 	})
 	require.Equal(t, float64(n), scrapeValue(t, w, `intake_analytics_records_total{result="recorded"}`))
+	// No connection opened during the outage; at most one per email
+	// after it (fewer when their retries did not overlap).
+	opened := scrapeValue(t, w, `intake_smtp_connections_opened_total`)
+	require.GreaterOrEqual(t, opened, 1.0)
+	require.LessOrEqual(t, opened, float64(n))
 	require.Greater(t, scrapeValue(t, w, `intake_relay_round_duration_seconds_count{result="ok"}`), 0.0)
 	require.Less(t, scrapeValue(t, w, `intake_worker_heartbeat_age_seconds`), 10.0)
 	require.Equal(t, 1.0, scrapeValue(t, w, `intake_ready`))

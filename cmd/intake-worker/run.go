@@ -75,6 +75,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Password: cfg.SMTPPassword,
 		From:     cfg.MailFrom,
 		Timeout:  cfg.SMTPTimeout,
+		// One connection per email worker: reused, never waited for.
+		PoolSize: cfg.EmailConcurrency,
 	})
 	if err != nil {
 		return err
@@ -91,6 +93,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		postgres.PoolCollector(pool),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "intake_smtp_connections_opened_total",
+			Help: "SMTP connections opened (through AUTH); next to intake_email_sends_total, how well they are reused.",
+		}, func() float64 { return float64(sender.Opened()) }),
 		postgres.NewGauges(store, postgres.GaugesOpts{
 			Work: true,
 			Kinds: []string{job.ConfirmationEmailArgs{}.Kind(), job.AnalyticsEventArgs{}.Kind(),
@@ -194,6 +200,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	<-ctx.Done()
 	err = shutdown(logger, cfg.ShutdownTimeout, cfg.JobTimeout+cfg.RecordTimeout, stopRelay, &wg, riverClient, opsServer)
+	// No send runs any more: say QUIT on the pooled SMTP connections.
+	sender.Close()
 	stopHeartbeat()
 	heartbeatDone.Wait()
 	goneCtx, cancelGone := context.WithTimeout(context.Background(), 2*time.Second)

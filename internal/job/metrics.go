@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result", "code_class"}),
 		emailDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "intake_email_send_duration_seconds",
-			Help:    "Time from connecting to the SMTP server to its last reply, by result.",
+			Help:    "Time of one SMTP send, from taking a pooled connection or dialing a new one to the server's last reply, by result.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"result"}),
 		analyticsLag: prometheus.NewHistogram(prometheus.HistogramOpts{

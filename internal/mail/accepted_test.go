@@ -91,6 +91,7 @@ func TestSendAfterAcceptanceIsSent(t *testing.T) {
 			require.NoError(t, err)
 
 			require.NoError(t, sender.Send(t.Context(), msg))
+			sender.Close() // the pooled connection's QUIT (or its drop) ends the server's session
 			require.True(t, <-accepted, "the server accepted the message")
 		})
 	}

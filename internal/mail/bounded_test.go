@@ -77,9 +77,10 @@ func slowServer(t *testing.T, delay time.Duration, stallInData bool) (host strin
 							<-stop
 							return
 						}
-						if reply("250 queued") {
-							accepted.Add(1)
-						}
+						// Counted when taken, before the reply: a pooled
+						// send returns on the reply, with no QUIT after it.
+						accepted.Add(1)
+						reply("250 queued")
 					case strings.HasPrefix(cmd, "QUIT"):
 						reply("221 bye")
 						return

@@ -6,8 +6,9 @@ import (
 	"go.uber.org/goleak"
 )
 
-// Every send opens and closes its own connection, and every test SMTP
-// server is stopped at cleanup: nothing may outlive the tests.
+// Every sender is closed (its pooled connections and idle timers with it)
+// and every test SMTP server stopped at cleanup: nothing may outlive the
+// tests.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }

@@ -1,6 +1,7 @@
 package mail_test
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"mime"
@@ -21,18 +22,23 @@ import (
 
 var testFrom = &netmail.Address{Name: "Intake", Address: "jobs@" + testDomain}
 
-// newSender returns a sender to host:port without TLS.
+// newSender returns a sender to host:port without TLS, keeping up to two
+// connections, closed when the test ends.
 func newSender(t *testing.T, host string, port int, timeout time.Duration) *mail.Sender {
 	t.Helper()
-	s, err := mail.NewSender(mail.SMTPConfig{
-		Host:    host,
-		Port:    port,
-		TLS:     "none",
-		From:    testFrom,
-		Timeout: timeout,
-	})
+	return newSenderWith(t, mail.SMTPConfig{Host: host, Port: port, Timeout: timeout, PoolSize: 2})
+}
+
+// newSenderWith completes cfg (no TLS, testFrom) and returns its sender,
+// closed when the test ends.
+func newSenderWith(t *testing.T, cfg mail.SMTPConfig) *mail.Sender {
+	t.Helper()
+	cfg.TLS = cmp.Or(cfg.TLS, "none")
+	cfg.From = testFrom
+	s, err := mail.NewSender(cfg)
 	require.NoError(t, err)
 	require.Equal(t, testDomain, s.Domain())
+	t.Cleanup(s.Close)
 	return s
 }
 
