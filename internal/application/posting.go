@@ -23,6 +23,9 @@ type Posting struct {
 	Description string
 	Status      PostingStatus
 	CreatedAt   time.Time
+	// Questions are fixed at creation: answers stored for one wording must
+	// not come to mean the answers to another.
+	Questions []Question
 }
 
 // NewPosting is the input for creating a posting.
@@ -30,6 +33,7 @@ type NewPosting struct {
 	Slug        string
 	Title       string
 	Description string
+	Questions   []Question
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
@@ -72,6 +76,7 @@ func (p *NewPosting) Validate() error {
 	if utf8.RuneCountInString(p.Description) > MaxDescriptionLen {
 		v.add("description", "must be at most 20000 characters")
 	}
+	validateQuestions(&v, p.Questions)
 	return v.err()
 }
 

@@ -84,16 +84,18 @@ func handleAdminApplications(store *postgres.Store, keys statustoken.Keys) echo.
 }
 
 type adminRecordJSON struct {
-	ID                string             `json:"id"`
-	Job               string             `json:"job"`
-	ReceivedAt        time.Time          `json:"received_at"`
-	FullName          string             `json:"full_name"`
-	Email             string             `json:"email"`
-	Phone             *string            `json:"phone"`
-	CoverLetter       *string            `json:"cover_letter"`
-	Links             []string           `json:"links"`
-	ConfirmationEmail adminEmailJSON     `json:"confirmation_email"`
-	Analytics         adminAnalyticsJSON `json:"analytics"`
+	ID          string    `json:"id"`
+	Job         string    `json:"job"`
+	ReceivedAt  time.Time `json:"received_at"`
+	FullName    string    `json:"full_name"`
+	Email       string    `json:"email"`
+	Phone       *string   `json:"phone"`
+	CoverLetter *string   `json:"cover_letter"`
+	Links       []string  `json:"links"`
+	// Answers by question key, {} when there are none (or after erasure).
+	Answers           application.Answers `json:"answers"`
+	ConfirmationEmail adminEmailJSON      `json:"confirmation_email"`
+	Analytics         adminAnalyticsJSON  `json:"analytics"`
 	// ErasedAt is set once the applicant's data was erased; the fields
 	// above then hold placeholders.
 	ErasedAt *time.Time `json:"erased_at"`
@@ -131,6 +133,10 @@ func handleAdminApplication(store *postgres.Store) echo.HandlerFunc {
 			},
 			Analytics: adminAnalyticsJSON{Recorded: r.AnalyticsRecordedAt != nil, RecordedAt: r.AnalyticsRecordedAt},
 			ErasedAt:  r.ErasedAt,
+			Answers:   r.Applicant.Answers,
+		}
+		if out.Answers == nil {
+			out.Answers = application.Answers{}
 		}
 		if r.EmailSMTPCode != 0 {
 			out.ConfirmationEmail.LastSMTPCode = &r.EmailSMTPCode
@@ -146,12 +152,14 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-// A posting's fields as the admin API takes them. There is no questions
-// field yet: a body with one is refused (400, naming it).
+// A posting's fields as the admin API takes them. Questions are given at
+// creation only: PATCH refuses them (400, naming the field), because the
+// answers already stored were given to the questions as first worded.
 type createJobRequest struct {
-	Slug        string `json:"slug"`
-	Title       string `json:"title"`
-	Description string `json:"description"`
+	Slug        string                 `json:"slug"`
+	Title       string                 `json:"title"`
+	Description string                 `json:"description"`
+	Questions   []application.Question `json:"questions"`
 }
 
 type patchJobRequest struct {
@@ -167,7 +175,7 @@ func handleCreateJob(store *postgres.Store, maxBody int64) echo.HandlerFunc {
 		if err := decodeJSON(c, maxBody, &req); err != nil {
 			return err
 		}
-		p := application.NewPosting{Slug: req.Slug, Title: req.Title, Description: req.Description}
+		p := application.NewPosting{Slug: req.Slug, Title: req.Title, Description: req.Description, Questions: req.Questions}
 		if err := p.Validate(); err != nil {
 			return err
 		}

@@ -16,10 +16,17 @@ type jobJSON struct {
 	Description string    `json:"description"`
 	Status      string    `json:"status"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Questions is always a list, [] when the posting asks none.
+	Questions []application.Question `json:"questions"`
 }
 
 func toJobJSON(p application.Posting) jobJSON {
-	return jobJSON{Slug: p.Slug, Title: p.Title, Description: p.Description, Status: string(p.Status), CreatedAt: p.CreatedAt}
+	questions := p.Questions
+	if questions == nil {
+		questions = []application.Question{}
+	}
+	return jobJSON{Slug: p.Slug, Title: p.Title, Description: p.Description, Status: string(p.Status), CreatedAt: p.CreatedAt,
+		Questions: questions}
 }
 
 // handleListJobs lists the open postings.

@@ -24,6 +24,8 @@ type submitRequest struct {
 	Phone       string   `json:"phone,omitempty"`
 	CoverLetter string   `json:"cover_letter,omitempty"`
 	Links       []string `json:"links,omitempty"`
+	// Answers by question key; checked against the posting's questions.
+	Answers application.Answers `json:"answers,omitempty"`
 }
 
 // submitReceipt is what is stored under the idempotency key: the 201 body
@@ -60,8 +62,16 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 			Phone:       req.Phone,
 			CoverLetter: req.CoverLetter,
 			Links:       req.Links,
+			Answers:     req.Answers,
 		}
-		res, err := submitApplication(c.Request().Context(), store, waker, now(), cfg, c.Param("slug"), key, applicant)
+		// One indexed read before the transaction: the answers are checked
+		// against the posting's questions before anything is written.
+		ctx := c.Request().Context()
+		var res application.SubmitResult
+		questions, err := store.PostingQuestions(ctx, c.Param("slug"))
+		if err == nil {
+			res, err = submitApplication(ctx, store, waker, now(), cfg, c.Param("slug"), questions, key, applicant)
+		}
 		setSubmitOutcome(c, res, err)
 		if err != nil {
 			return err
@@ -74,9 +84,9 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 // web form: validate, then one transaction (postgres.Store.Submit), then
 // wake the relay.
 func submitApplication(ctx context.Context, store *postgres.Store, waker *postgres.Waker, now time.Time, cfg config.Config,
-	slug, key string, applicant application.Applicant,
+	slug string, questions []application.Question, key string, applicant application.Applicant,
 ) (application.SubmitResult, error) {
-	if err := applicant.Validate(); err != nil {
+	if err := applicant.ValidateFor(questions); err != nil {
 		return application.SubmitResult{}, err
 	}
 	sub, err := newSubmission(slug, key, applicant, now, cfg)

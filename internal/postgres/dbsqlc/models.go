@@ -44,6 +44,7 @@ type Application struct {
 	ReceivedAt      time.Time
 	StatusTokenHash []byte
 	ErasedAt        *time.Time
+	Answers         []byte
 }
 
 type AuditLog struct {
@@ -103,6 +104,7 @@ type Posting struct {
 	Status      string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	Questions   []byte
 }
 
 type WorkerHeartbeat struct {

@@ -12,7 +12,7 @@ import (
 )
 
 const postingGetBySlug = `-- name: PostingGetBySlug :one
-SELECT id, slug, title, description, status, created_at, updated_at FROM postings WHERE slug = $1
+SELECT id, slug, title, description, status, created_at, updated_at, questions FROM postings WHERE slug = $1
 `
 
 func (q *Queries) PostingGetBySlug(ctx context.Context, slug string) (Posting, error) {
@@ -26,24 +26,31 @@ func (q *Queries) PostingGetBySlug(ctx context.Context, slug string) (Posting, e
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Questions,
 	)
 	return i, err
 }
 
 const postingInsert = `-- name: PostingInsert :one
-INSERT INTO postings (slug, title, description)
-VALUES ($1, $2, $3)
-RETURNING id, slug, title, description, status, created_at, updated_at
+INSERT INTO postings (slug, title, description, questions)
+VALUES ($1, $2, $3, $4)
+RETURNING id, slug, title, description, status, created_at, updated_at, questions
 `
 
 type PostingInsertParams struct {
 	Slug        string
 	Title       string
 	Description string
+	Questions   []byte
 }
 
 func (q *Queries) PostingInsert(ctx context.Context, arg PostingInsertParams) (Posting, error) {
-	row := q.db.QueryRow(ctx, postingInsert, arg.Slug, arg.Title, arg.Description)
+	row := q.db.QueryRow(ctx, postingInsert,
+		arg.Slug,
+		arg.Title,
+		arg.Description,
+		arg.Questions,
+	)
 	var i Posting
 	err := row.Scan(
 		&i.ID,
@@ -53,12 +60,13 @@ func (q *Queries) PostingInsert(ctx context.Context, arg PostingInsertParams) (P
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Questions,
 	)
 	return i, err
 }
 
 const postingList = `-- name: PostingList :many
-SELECT id, slug, title, description, status, created_at, updated_at FROM postings ORDER BY created_at, id
+SELECT id, slug, title, description, status, created_at, updated_at, questions FROM postings ORDER BY created_at, id
 `
 
 func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
@@ -78,6 +86,7 @@ func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
 			&i.Status,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Questions,
 		); err != nil {
 			return nil, err
 		}
@@ -90,7 +99,7 @@ func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
 }
 
 const postingListOpen = `-- name: PostingListOpen :many
-SELECT id, slug, title, description, status, created_at, updated_at FROM postings WHERE status = 'open' ORDER BY created_at, id
+SELECT id, slug, title, description, status, created_at, updated_at, questions FROM postings WHERE status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
@@ -110,6 +119,7 @@ func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
 			&i.Status,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Questions,
 		); err != nil {
 			return nil, err
 		}
@@ -121,6 +131,20 @@ func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
 	return items, nil
 }
 
+const postingQuestionsGet = `-- name: PostingQuestionsGet :one
+SELECT questions FROM postings WHERE slug = $1
+`
+
+// The one read a JSON submit makes before its transaction: the questions
+// its answers are validated against (fixed once the posting exists, so
+// they cannot change between this read and the insert).
+func (q *Queries) PostingQuestionsGet(ctx context.Context, slug string) ([]byte, error) {
+	row := q.db.QueryRow(ctx, postingQuestionsGet, slug)
+	var questions []byte
+	err := row.Scan(&questions)
+	return questions, err
+}
+
 const postingUpdate = `-- name: PostingUpdate :one
 UPDATE postings
 SET title = coalesce($1, title),
@@ -128,7 +152,7 @@ SET title = coalesce($1, title),
     status = coalesce($3, status),
     updated_at = now()
 WHERE slug = $4
-RETURNING id, slug, title, description, status, created_at, updated_at
+RETURNING id, slug, title, description, status, created_at, updated_at, questions
 `
 
 type PostingUpdateParams struct {
@@ -155,6 +179,7 @@ func (q *Queries) PostingUpdate(ctx context.Context, arg PostingUpdateParams) (P
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Questions,
 	)
 	return i, err
 }
