@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/access"
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/job"
 	"github.com/intake/intake/internal/testkit"
 )
@@ -68,8 +69,14 @@ func statusPath(t *testing.T, statusURL string) string {
 func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	t.Parallel()
 	api := testkit.StartAPI(t, nil)
-	slug := api.CreatePosting(t, "go-engineer")
-	res := api.Submit(t, slug, "key-1", validBody)
+	slug := "go-engineer"
+	_, err := api.Store.CreatePosting(t.Context(), application.NewPosting{Slug: slug, Title: "Go engineer", Questions: []application.Question{
+		{Key: "first_program", Label: "Your first program?", Kind: application.KindShortText},
+	}})
+	require.NoError(t, err)
+	// An answer is personal data too.
+	personal := append(personal, "Bernoulli numbers on the engine")
+	res := api.Submit(t, slug, "key-1", strings.TrimSuffix(validBody, "}")+`,"answers":{"first_program":"Bernoulli numbers on the engine"}}`)
 	require.Equal(t, http.StatusCreated, res.Status)
 	var r receipt
 	require.NoError(t, json.Unmarshal(res.Body, &r))
@@ -112,12 +119,13 @@ func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	res = as(t, api, admin, http.MethodGet, "/api/v1/admin/applications/"+r.ID, "")
 	require.Equal(t, http.StatusOK, res.Status)
 	var rec struct {
-		ID         string     `json:"id"`
-		Job        string     `json:"job"`
-		ReceivedAt time.Time  `json:"received_at"`
-		ErasedAt   *time.Time `json:"erased_at"`
-		Email      string     `json:"email"`
-		Phone      *string    `json:"phone"`
+		ID         string         `json:"id"`
+		Job        string         `json:"job"`
+		ReceivedAt time.Time      `json:"received_at"`
+		ErasedAt   *time.Time     `json:"erased_at"`
+		Email      string         `json:"email"`
+		Phone      *string        `json:"phone"`
+		Answers    map[string]any `json:"answers"`
 		Confirm    struct {
 			State string `json:"state"`
 		} `json:"confirmation_email"`
@@ -129,6 +137,8 @@ func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	require.NotNil(t, rec.ErasedAt)
 	require.Equal(t, "erased+"+r.ID+"@invalid", rec.Email)
 	require.Nil(t, rec.Phone)
+	require.NotNil(t, rec.Answers)
+	require.Empty(t, rec.Answers)
 	require.Equal(t, "cancelled", rec.Confirm.State)
 
 	// The applicant's link answers 410, in the API and on the page.
