@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/access"
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/testkit"
 )
 
@@ -227,4 +228,44 @@ func TestSubmitAnswersFingerprint(t *testing.T) {
 		})
 	}
 	require.Equal(t, 1, api.Count(t, "applications"))
+}
+
+// The form shows each kind of question and takes its answers: a yes_no's
+// "yes" and "no" as true and false, a question left blank as no answer.
+func TestFormQuestions(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	_, err := api.Store.CreatePosting(t.Context(), application.NewPosting{Slug: "go-engineer", Title: "Go engineer", Questions: []application.Question{
+		{Key: "work_permit", Label: "Work permit <EU>?", Kind: application.KindYesNo, Required: true, Hint: "Answer no if you need a visa."},
+		{Key: "start", Label: "When could you start?", Kind: application.KindShortText},
+		{Key: "motivation", Label: "Why this team?", Kind: application.KindLongText, Hint: "A few lines & no more."},
+		{Key: "level", Label: "Your level", Kind: application.KindChoice, Required: true, Choices: []string{"Junior", "Senior & up"}},
+	}})
+	require.NoError(t, err)
+	b := newBrowser(t, api)
+
+	form := b.get("/jobs/go-engineer")
+	require.Equal(t, http.StatusOK, form.Status)
+	golden(t, "posting_questions.html", form.Body)
+
+	// A tampered yes_no, the required choice left out: both named, beside
+	// their questions, and what was sent kept.
+	v := fillIn(formFields(t, form.Body), "Ada Lovelace", "ada@example.com")
+	v.Set("answers.work_permit", "maybe")
+	v.Set("answers.start", "In May")
+	v.Set("answers.motivation", "Engines.\r\nLooms.")
+	invalid := b.post("/jobs/go-engineer/apply", v)
+	require.Equal(t, http.StatusUnprocessableEntity, invalid.Status)
+	golden(t, "posting_questions_invalid.html", invalid.Body)
+	require.Contains(t, invalid.Body, `<a href="#answers.work_permit">The answer to “Work permit &lt;EU&gt;?” must be true or false.</a>`)
+	require.Contains(t, invalid.Body, `<a href="#answers.level">The answer to “Your level” is required.</a>`)
+	require.Zero(t, api.Count(t, "applications"))
+
+	v.Set("answers.work_permit", "no")
+	v.Set("answers.level", "Senior & up")
+	created := b.post("/jobs/go-engineer/apply", v)
+	require.Equal(t, http.StatusSeeOther, created.Status, created.Body)
+	var stored string
+	require.NoError(t, api.Pool.QueryRow(t.Context(), `SELECT answers::text FROM applications`).Scan(&stored))
+	require.JSONEq(t, `{"work_permit":false,"start":"In May","motivation":"Engines.\nLooms.","level":"Senior & up"}`, stored)
 }
