@@ -269,3 +269,22 @@ func TestFormQuestions(t *testing.T) {
 	require.NoError(t, api.Pool.QueryRow(t.Context(), `SELECT answers::text FROM applications`).Scan(&stored))
 	require.JSONEq(t, `{"work_permit":false,"start":"In May","motivation":"Engines.\nLooms.","level":"Senior & up"}`, stored)
 }
+
+// Invariant 8 for answers: a submit with answers, and one whose answers
+// are refused, leave none of them in the logs.
+func TestLogsCarryNoAnswers(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	slug := createQuestionsPosting(t, api, "go-engineer")
+
+	require.Equal(t, http.StatusCreated, api.Submit(t, slug, "key-1",
+		withAnswers(`{"work_permit":true,"level":"Senior","start":"Quaternion Tuesday","motivation":"Difference engines"}`)).Status)
+	require.Equal(t, http.StatusUnprocessableEntity, api.Submit(t, slug, "key-2",
+		withAnswers(`{"work_permit":true,"level":"Analytical Grandmaster","start":"Jacquard loom day"}`)).Status)
+
+	logs := strings.ToLower(api.Logs.String())
+	require.Contains(t, logs, `"route":"/api/v1/jobs/:slug/applications"`)
+	for _, secret := range []string{"Quaternion", "Difference engines", "Analytical Grandmaster", "Jacquard"} {
+		require.NotContains(t, logs, strings.ToLower(secret), "logs must not contain %q", secret)
+	}
+}
