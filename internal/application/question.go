@@ -91,7 +91,7 @@ func validateQuestions(v *ValidationError, qs []Question) {
 
 		switch q.Kind {
 		case KindShortText, KindLongText, KindYesNo:
-			if q.Choices != nil {
+			if len(q.Choices) > 0 {
 				v.add(at+"choices", "is only for questions of kind choice")
 			}
 		case KindChoice:

@@ -84,21 +84,21 @@ func handleAdminApplications(store *postgres.Store, keys statustoken.Keys) echo.
 }
 
 type adminRecordJSON struct {
-	ID          string    `json:"id"`
-	Job         string    `json:"job"`
-	ReceivedAt  time.Time `json:"received_at"`
-	FullName    string    `json:"full_name"`
-	Email       string    `json:"email"`
-	Phone       *string   `json:"phone"`
-	CoverLetter *string   `json:"cover_letter"`
-	Links       []string  `json:"links"`
-	// Answers by question key, {} when there are none (or after erasure).
-	Answers           application.Answers `json:"answers"`
-	ConfirmationEmail adminEmailJSON      `json:"confirmation_email"`
-	Analytics         adminAnalyticsJSON  `json:"analytics"`
+	ID                string             `json:"id"`
+	Job               string             `json:"job"`
+	ReceivedAt        time.Time          `json:"received_at"`
+	FullName          string             `json:"full_name"`
+	Email             string             `json:"email"`
+	Phone             *string            `json:"phone"`
+	CoverLetter       *string            `json:"cover_letter"`
+	Links             []string           `json:"links"`
+	ConfirmationEmail adminEmailJSON     `json:"confirmation_email"`
+	Analytics         adminAnalyticsJSON `json:"analytics"`
 	// ErasedAt is set once the applicant's data was erased; the fields
 	// above then hold placeholders.
 	ErasedAt *time.Time `json:"erased_at"`
+	// Answers by question key, {} when there are none (or after erasure).
+	Answers application.Answers `json:"answers"`
 }
 
 type adminEmailJSON struct {
@@ -156,10 +156,11 @@ func nonEmpty(s string) *string {
 // creation only: PATCH refuses them (400, naming the field), because the
 // answers already stored were given to the questions as first worded.
 type createJobRequest struct {
-	Slug        string                 `json:"slug"`
-	Title       string                 `json:"title"`
-	Description string                 `json:"description"`
-	Questions   []application.Question `json:"questions"`
+	Slug        string `json:"slug"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	// Questions: see application.Question for their rules.
+	Questions []application.Question `json:"questions"`
 }
 
 type patchJobRequest struct {
