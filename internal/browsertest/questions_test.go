@@ -1,6 +1,8 @@
 package browsertest
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -102,4 +104,13 @@ func TestQuestionsInTheForm(t *testing.T) {
 	var stored map[string]any
 	require.NoError(t, b.api.Pool.QueryRow(t.Context(), `SELECT answers FROM applications WHERE id = $1`, id).Scan(&stored))
 	require.Equal(t, map[string]any{"work_permit": true, "start": "In May", "motivation": "Engines.\nAnd looms.", "level": "Senior"}, stored)
+
+	// The questions fit a phone's width.
+	b.do(chromedp.EmulateViewport(375, 800), chromedp.Navigate(b.api.URL+"/jobs/"+b.slug), chromedp.WaitVisible(submitButton))
+	b.checkLayout("form with questions", `[id="answers.work_permit"]`, `[id="answers.start"]`, `[id="answers.motivation"]`,
+		`[id="answers.level-3"]`, `[id="answers.work_permit-hint"]`, string(submitButton))
+	shot := b.screenshot(t.TempDir(), "posting-questions", 375)
+	keep := filepath.Join(os.TempDir(), "intake-screenshots")
+	require.NoError(t, os.MkdirAll(keep, 0o755))
+	copyFile(t, shot, filepath.Join(keep, filepath.Base(shot)))
 }
