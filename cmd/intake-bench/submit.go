@@ -167,6 +167,7 @@ func (b *bench) newSubmission(tag string) (submission, error) {
 			Links:           []string{benchLink},
 			ReceivedAt:      now,
 			PostingSlug:     benchSlug,
+			Answers:         []byte("{}"),
 		},
 		event: dbsqlc.OutboxEventInsertParams{ID: eventID, Kind: application.EventSubmitted, AggregateID: id, Payload: payload},
 		complete: dbsqlc.IdempotencyKeyCompleteParams{

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -262,6 +264,12 @@ func applications(ctx context.Context, store *postgres.Store, caller access.Call
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		if len(r.Applicant.Answers) > 0 {
+			fmt.Fprintln(stdout, "\nanswers")
+			for _, key := range slices.Sorted(maps.Keys(r.Applicant.Answers)) {
+				fmt.Fprintf(stdout, "%s: %s\n", key, answerText(r.Applicant.Answers[key]))
+			}
+		}
 		if r.Applicant.CoverLetter != "" {
 			fmt.Fprintf(stdout, "\n%s\n", r.Applicant.CoverLetter)
 		}
@@ -350,4 +358,18 @@ func eraseApplications(ctx context.Context, store *postgres.Store, caller access
 	}
 	fmt.Fprintf(stdout, "erased %d applications\n", n)
 	return nil
+}
+
+// answerText is an answer as a person reads it: yes or no for a yes_no
+// question, the text otherwise.
+func answerText(v any) string {
+	switch v := v.(type) {
+	case bool:
+		if v {
+			return "yes"
+		}
+		return "no"
+	default:
+		return fmt.Sprint(v)
+	}
 }

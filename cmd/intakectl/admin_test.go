@@ -108,10 +108,13 @@ func TestApplicationsListAndShow(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(c.ok("applications", "list", "--job", "go-engineer", "--limit", "2", "--json")), &listed))
 	require.Len(t, listed, 2)
 	require.Equal(t, "go-engineer", listed[0].Job)
+	_, err := pool.Exec(context.Background(), `UPDATE applications SET answers = '{"work_permit":true,"start":"In May"}' WHERE id = $1`, listed[0].ID)
+	require.NoError(t, err)
 	shown := c.ok("applications", "show", listed[0].ID)
 	require.Contains(t, shown, listed[0].Email)
 	require.Contains(t, shown, "queued (0 attempts")
-	_, _, err := c.run("applications", "show", "00000000-0000-0000-0000-000000000000")
+	require.Contains(t, shown, "\nanswers\nstart: In May\nwork_permit: yes\n", "the answers, by key")
+	_, _, err = c.run("applications", "show", "00000000-0000-0000-0000-000000000000")
 	require.ErrorContains(t, err, "no application with id")
 
 	var audited []string

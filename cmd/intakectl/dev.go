@@ -60,6 +60,13 @@ var samplePostings = []application.NewPosting{
 		Team:     "Design",
 		Description: "Shape how applicants and recruiters use our product, from the first sketch to the shipped screen. " +
 			"You will talk to users, prototype quickly and work side by side with engineers.",
+		// Optional questions of each kind, to try the form's questions.
+		Questions: []application.Question{
+			{Key: "work", Label: "Where can we see your work?", Kind: application.KindShortText, Hint: "A link to a portfolio or a case study."},
+			{Key: "focus", Label: "Your focus", Kind: application.KindChoice, Choices: []string{"Interaction design", "Visual design", "Research"}},
+			{Key: "remote", Label: "Would you like to work remotely?", Kind: application.KindYesNo},
+			{Key: "proudest", Label: "A design you are proud of, and why", Kind: application.KindLongText},
+		},
 	},
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/intake/intake/internal/application"
 )
 
 func main() {
@@ -19,6 +21,7 @@ func main() {
 	var (
 		usage usageError
 		stuck stuckError
+		verr  *application.ValidationError
 	)
 	switch {
 	case err == nil:
@@ -27,6 +30,12 @@ func main() {
 		os.Exit(2)
 	case errors.As(err, &stuck):
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	case errors.As(err, &verr):
+		// The field names alone do not say what to fix.
+		for _, fe := range verr.Errors {
+			fmt.Fprintf(os.Stderr, "intakectl: %s %s\n", fe.Field, fe.Message)
+		}
 		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "intakectl:", err)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -25,7 +27,8 @@ commands:
   migrate                                   create the database if missing, apply River's and
                                             Intake's migrations (idempotent)
   postings add --slug S --title T [--description D] [--location L] [--team T]
-                                            create an open posting
+               [--questions-file F]         create an open posting; F holds its questions as a
+                                            JSON list (fixed once created)
   postings close S                          stop taking applications for S
   postings open S                           take applications for S again
   postings list                             list every posting
@@ -151,6 +154,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
+// readQuestions reads a JSON list of questions from the file at path,
+// strictly: a misspelt field is an error, not a question without it.
+func readQuestions(path string) ([]application.Question, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	var qs []application.Question
+	if err := dec.Decode(&qs); err != nil {
+		return nil, fmt.Errorf("--questions-file %s: %w", path, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("--questions-file %s: must hold one JSON list and nothing after it", path)
+	}
+	return qs, nil
+}
+
 // postings manages postings; every change is audited on behalf of caller.
 func postings(ctx context.Context, store *postgres.Store, caller access.Caller, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -166,11 +189,19 @@ func postings(ctx context.Context, store *postgres.Store, caller access.Caller, 
 		fs.StringVar(&p.Description, "description", "", "description shown to applicants")
 		fs.StringVar(&p.Location, "location", "", "where the job is based, like \"Berlin or remote\" (optional)")
 		fs.StringVar(&p.Team, "team", "", "the team it joins, like \"Engineering\" (optional)")
+		questionsFile := fs.String("questions-file", "", "JSON list of the posting's questions")
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
 		}
 		if fs.NArg() > 0 {
 			return usageError{"unexpected arguments: " + strings.Join(fs.Args(), " ")}
+		}
+		if *questionsFile != "" {
+			qs, err := readQuestions(*questionsFile)
+			if err != nil {
+				return err
+			}
+			p.Questions = qs
 		}
 		if err := p.Validate(); err != nil {
 			return err

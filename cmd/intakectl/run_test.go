@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -246,4 +248,48 @@ func TestHelp(t *testing.T) {
 		require.True(t, strings.HasPrefix(out.String(), "usage: intakectl <command> [flags]"), "%v: %s", args, out.String())
 		require.Empty(t, logs.String(), "%v", args)
 	}
+}
+
+func TestPostingsAddQuestionsFile(t *testing.T) {
+	t.Parallel()
+	c := newCtl(t, testkit.NewDB(t))
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+		return path
+	}
+
+	good := write("good.json", `[
+		{"key":"work_permit","label":"Work permit?","kind":"yes_no","required":true},
+		{"key":"level","label":"Level","kind":"choice","required":false,"choices":["Junior","Senior"],"hint":"Pick one."}
+	]`)
+	require.Equal(t, "created posting qa (open)\n", c.ok("postings", "add", "--slug", "qa", "--title", "QA", "--questions-file", good))
+	pool, err := postgres.NewPool(context.Background(), c.dbURL, nil)
+	require.NoError(t, err)
+	defer pool.Close()
+	p, err := postgres.NewStore(pool).Posting(context.Background(), "qa")
+	require.NoError(t, err)
+	require.Equal(t, []application.Question{
+		{Key: "work_permit", Label: "Work permit?", Kind: application.KindYesNo, Required: true},
+		{Key: "level", Label: "Level", Kind: application.KindChoice, Choices: []string{"Junior", "Senior"}, Hint: "Pick one."},
+	}, p.Questions)
+
+	_, _, err = c.run("postings", "add", "--slug", "bad-kind", "--title", "T", "--questions-file",
+		write("kind.json", `[{"key":"q","label":"Q","kind":"date"}]`))
+	var v *application.ValidationError
+	require.ErrorAs(t, err, &v)
+	require.Equal(t, "questions[0].kind", v.Errors[0].Field)
+
+	_, _, err = c.run("postings", "add", "--slug", "typo", "--title", "T", "--questions-file",
+		write("typo.json", `[{"key":"q","label":"Q","kind":"yes_no","requried":true}]`))
+	require.ErrorContains(t, err, "requried", "a misspelt field is refused, not dropped")
+
+	_, _, err = c.run("postings", "add", "--slug", "two", "--title", "T", "--questions-file", write("two.json", `[] []`))
+	require.ErrorContains(t, err, "one JSON list")
+
+	_, _, err = c.run("postings", "add", "--slug", "missing", "--title", "T", "--questions-file", filepath.Join(dir, "none.json"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	require.Equal(t, map[string]string{"qa": "open"}, c.listed(map[string]string{"qa": "QA"}), "only the good posting was stored")
 }

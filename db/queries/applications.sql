@@ -23,6 +23,7 @@ LIMIT @max_rows;
 -- Everything an admin may read about one application: the applicant's
 -- data, the confirmation email's ledger row, and whether analytics has it.
 SELECT a.id, p.slug AS posting_slug, a.full_name, a.email, a.phone, a.cover_letter, a.links, a.received_at, a.erased_at,
+       a.answers,
        coalesce(d.state, 'queued')::text AS delivery_state,
        coalesce(d.attempts, 0)::integer AS delivery_attempts,
        d.last_attempt_at, d.sent_at, d.last_error_class, d.last_smtp_code,

@@ -9,6 +9,7 @@ SET full_name = '(erased)',
     phone = NULL,
     cover_letter = NULL,
     links = '{}',
+    answers = '{}',
     status_token_hash = NULL,
     erased_at = coalesce(erased_at, now())
 WHERE id = @id

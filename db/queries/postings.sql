@@ -1,10 +1,16 @@
 -- name: PostingInsert :one
-INSERT INTO postings (slug, title, description, location, team)
-VALUES (@slug, @title, @description, @location, @team)
+INSERT INTO postings (slug, title, description, location, team, questions)
+VALUES (@slug, @title, @description, @location, @team, @questions)
 RETURNING *;
 
 -- name: PostingGetBySlug :one
 SELECT * FROM postings WHERE slug = @slug;
+
+-- name: PostingQuestionsGet :one
+-- The one read a JSON submit makes before its transaction: the questions
+-- its answers are validated against (fixed once the posting exists, so
+-- they cannot change between this read and the insert).
+SELECT questions FROM postings WHERE slug = @slug;
 
 -- name: PostingList :many
 SELECT * FROM postings ORDER BY created_at, id;

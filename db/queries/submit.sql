@@ -26,10 +26,12 @@ WHERE key = @key;
 -- which). ON CONFLICT keeps the transaction usable instead of aborting it.
 INSERT INTO applications (
     id, posting_id, full_name, email, email_normalized,
-    phone, cover_letter, links, received_at
+    phone, cover_letter, links, received_at,
+    answers
 )
 SELECT @id, p.id, @full_name, @email, @email_normalized,
-       sqlc.narg(phone), sqlc.narg(cover_letter), @links::text[], @received_at
+       sqlc.narg(phone), sqlc.narg(cover_letter), @links::text[], @received_at,
+       @answers::jsonb
 FROM postings p
 WHERE p.slug = @posting_slug AND p.status = 'open'
 ON CONFLICT (posting_id, email_normalized) DO NOTHING

@@ -28,6 +28,10 @@ type Applicant struct {
 	Phone       string
 	CoverLetter string
 	Links       []string
+	// Answers to the posting's questions; omitted from the idempotency
+	// fingerprint when there are none, so requests without answers keep
+	// the fingerprint they had before questions existed.
+	Answers Answers `json:",omitempty"`
 }
 
 // Normalize trims surrounding whitespace from every field of a. Validate
@@ -47,10 +51,17 @@ func (a *Applicant) Normalize() {
 	}
 }
 
-// Validate normalises a and reports every field that breaks a rule. The rules
-// mirror the database's constraints, plus what only code can check (email
-// syntax, URL schemes, control characters).
+// Validate is ValidateFor a posting without questions: any answer is
+// refused.
 func (a *Applicant) Validate() error {
+	return a.ValidateFor(nil)
+}
+
+// ValidateFor normalises a and reports every field that breaks a rule, its
+// answers checked against the posting's questions. The rules mirror the
+// database's constraints, plus what only code can check (email syntax, URL
+// schemes, control characters, answers' kinds and choices).
+func (a *Applicant) ValidateFor(questions []Question) error {
 	a.Normalize()
 	var v ValidationError
 
@@ -100,6 +111,7 @@ func (a *Applicant) Validate() error {
 			}
 		}
 	}
+	a.Answers = validateAnswers(&v, questions, a.Answers)
 	return v.err()
 }
 

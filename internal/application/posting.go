@@ -27,6 +27,9 @@ type Posting struct {
 	Team      string
 	Status    PostingStatus
 	CreatedAt time.Time
+	// Questions are fixed at creation: answers stored for one wording must
+	// not come to mean the answers to another.
+	Questions []Question
 }
 
 // NewPosting is the input for creating a posting.
@@ -36,6 +39,7 @@ type NewPosting struct {
 	Description string
 	Location    string // optional
 	Team        string // optional
+	Questions   []Question
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
@@ -82,6 +86,7 @@ func (p *NewPosting) Validate() error {
 	}
 	p.Location = optionalLine(&v, "location", p.Location, MaxLocationLen)
 	p.Team = optionalLine(&v, "team", p.Team, MaxTeamLen)
+	validateQuestions(&v, p.Questions)
 	return v.err()
 }
 

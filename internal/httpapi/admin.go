@@ -100,6 +100,8 @@ type adminRecordJSON struct {
 	// CV describes the attached file (GET .../cv has its bytes); null
 	// when none was sent or it was erased.
 	CV *adminCVJSON `json:"cv"`
+	// Answers by question key, {} when there are none (or after erasure).
+	Answers application.Answers `json:"answers"`
 }
 
 type adminEmailJSON struct {
@@ -135,6 +137,10 @@ func handleAdminApplication(store *postgres.Store) echo.HandlerFunc {
 			Analytics: adminAnalyticsJSON{Recorded: r.AnalyticsRecordedAt != nil, RecordedAt: r.AnalyticsRecordedAt},
 			ErasedAt:  r.ErasedAt,
 			CV:        adminCV(r.CV),
+			Answers:   r.Applicant.Answers,
+		}
+		if out.Answers == nil {
+			out.Answers = application.Answers{}
 		}
 		if r.EmailSMTPCode != 0 {
 			out.ConfirmationEmail.LastSMTPCode = &r.EmailSMTPCode
@@ -150,14 +156,17 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-// A posting's fields as the admin API takes them. There is no questions
-// field yet: a body with one is refused (400, naming it).
+// A posting's fields as the admin API takes them. Questions are given at
+// creation only: PATCH refuses them (400, naming the field), because the
+// answers already stored were given to the questions as first worded.
 type createJobRequest struct {
 	Slug        string `json:"slug"`
 	Title       string `json:"title"`
 	Description string `json:"description"`
 	Location    string `json:"location"`
 	Team        string `json:"team"`
+	// Questions: see application.Question for their rules.
+	Questions []application.Question `json:"questions"`
 }
 
 type patchJobRequest struct {
@@ -176,7 +185,7 @@ func handleCreateJob(store *postgres.Store, maxBody int64) echo.HandlerFunc {
 			return err
 		}
 		p := application.NewPosting{Slug: req.Slug, Title: req.Title, Description: req.Description,
-			Location: req.Location, Team: req.Team}
+			Location: req.Location, Team: req.Team, Questions: req.Questions}
 		if err := p.Validate(); err != nil {
 			return err
 		}

@@ -230,8 +230,8 @@ func acceptCV(up *upload) (*application.File, error) {
 // every problem: a CV that is invalid joins the fields'
 // validation error; one too large or of a kind not taken comes first
 // (413, 415), with the fields' errors joined for the form to show.
-func validateSubmission(a *application.Applicant, up *upload) (*application.File, error) {
-	fieldsErr := a.Validate()
+func validateSubmission(a *application.Applicant, questions []application.Question, up *upload) (*application.File, error) {
+	fieldsErr := a.ValidateFor(questions)
 	file, cvErr := acceptCV(up)
 	var fieldsInvalid, cvInvalid *application.ValidationError
 	switch {
@@ -264,12 +264,12 @@ func cvFormErrors(err error) []formError {
 
 // formErrorsOf is formErrors for the fields' validation error joined to
 // a CV refusal, if there is one.
-func formErrorsOf(err error) []formError {
+func formErrorsOf(err error, questions []application.Question) []formError {
 	var verr *application.ValidationError
 	if !errors.As(err, &verr) {
 		return nil
 	}
-	return formErrors(verr)
+	return formErrors(verr, questions)
 }
 
 // withCVAgain tells the applicant, beside the file input, that a form

@@ -189,6 +189,12 @@ func jsonTypeName(goType string) string {
 		return "a string"
 	case "[]string":
 		return "a list of strings"
+	case "application.Answers":
+		return "an object of answers by question key"
+	case "[]application.Question":
+		return "a list of questions"
+	case "bool":
+		return "true or false"
 	default:
 		return "of another type"
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intake/intake/internal/access"
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/job"
 	"github.com/intake/intake/internal/testkit"
 )
@@ -68,14 +69,21 @@ func statusPath(t *testing.T, statusURL string) string {
 func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	t.Parallel()
 	api := testkit.StartAPI(t, nil)
-	slug := api.CreatePosting(t, "go-engineer")
-	// With a CV: its bytes and its name are personal data too.
+	slug := "go-engineer"
+	_, err := api.Store.CreatePosting(t.Context(), application.NewPosting{Slug: slug, Title: "Go engineer", Questions: []application.Question{
+		{Key: "first_program", Label: "Your first program?", Kind: application.KindShortText},
+	}})
+	require.NoError(t, err)
+	// With a CV and an answer: the file's bytes, its name and the answer
+	// are personal data too.
 	const cvText, cvName = "Ada Augusta, Countess of Lovelace: notes on the Analytical Engine", "ada-lovelace-cv.txt"
-	res := submitMultipart(t, api, slug, "key-1", jsonPart(validBody), cvPart(cvName, "text/plain", []byte(cvText)))
+	const answer = "Bernoulli numbers on the engine"
+	body := strings.TrimSuffix(validBody, "}") + `,"answers":{"first_program":"` + answer + `"}}`
+	res := submitMultipart(t, api, slug, "key-1", jsonPart(body), cvPart(cvName, "text/plain", []byte(cvText)))
 	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
 	var r receipt
 	require.NoError(t, json.Unmarshal(res.Body, &r))
-	personal := append([]string{cvText, cvName}, personal...)
+	personal := append([]string{cvText, cvName, answer}, personal...)
 	// The confirmation job the relay would make, with an error a worker
 	// left on it.
 	client, err := river.NewClient(riverpgxv5.New(api.Pool), &river.Config{})
@@ -116,12 +124,13 @@ func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	res = as(t, api, admin, http.MethodGet, "/api/v1/admin/applications/"+r.ID, "")
 	require.Equal(t, http.StatusOK, res.Status)
 	var rec struct {
-		ID         string     `json:"id"`
-		Job        string     `json:"job"`
-		ReceivedAt time.Time  `json:"received_at"`
-		ErasedAt   *time.Time `json:"erased_at"`
-		Email      string     `json:"email"`
-		Phone      *string    `json:"phone"`
+		ID         string         `json:"id"`
+		Job        string         `json:"job"`
+		ReceivedAt time.Time      `json:"received_at"`
+		ErasedAt   *time.Time     `json:"erased_at"`
+		Email      string         `json:"email"`
+		Phone      *string        `json:"phone"`
+		Answers    map[string]any `json:"answers"`
 		Confirm    struct {
 			State string `json:"state"`
 		} `json:"confirmation_email"`
@@ -133,6 +142,8 @@ func TestEraseApplicationRemovesEveryCopy(t *testing.T) {
 	require.NotNil(t, rec.ErasedAt)
 	require.Equal(t, "erased+"+r.ID+"@invalid", rec.Email)
 	require.Nil(t, rec.Phone)
+	require.NotNil(t, rec.Answers)
+	require.Empty(t, rec.Answers)
 	require.Equal(t, "cancelled", rec.Confirm.State)
 	require.Contains(t, string(res.Body), `"cv":null`)
 	requireProblem(t, as(t, api, admin, http.MethodGet, "/api/v1/admin/applications/"+r.ID+"/cv", ""), http.StatusNotFound, "not-found")

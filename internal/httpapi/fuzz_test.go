@@ -35,6 +35,10 @@ func FuzzDecodeSubmit(f *testing.F) {
 		`{"full_name":"\u200b","email":"a@x.io"}`,
 		`{"full_name":"Ann \u202efdp.exe","email":"a@x.io","cover_letter":"x\u2066y"}`,
 		`{"full_name":"A","email":"a@x.io","links":["https://u:p@x.io"]}`,
+		`{"full_name":"A","email":"a@x.io","answers":{"ok":true,"level":"Senior","start":" May ","why":"a\nb"}}`,
+		`{"full_name":"A","email":"a@x.io","answers":{"ok":"yes","level":"senior","start":"a\nb","other":1}}`,
+		`{"full_name":"A","email":"a@x.io","answers":{"ok":true,"ok":false}}`,
+		`{"full_name":"A","email":"a@x.io","answers":["ok"]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -51,7 +55,7 @@ func FuzzDecodeSubmit(f *testing.F) {
 		seen := map[string]bool{}
 		for _, k := range keys {
 			switch k {
-			case "full_name", "email", "phone", "cover_letter", "links":
+			case "full_name", "email", "phone", "cover_letter", "links", "answers":
 			default:
 				t.Fatalf("accepted the key %q", k)
 			}
@@ -60,8 +64,9 @@ func FuzzDecodeSubmit(f *testing.F) {
 			}
 			seen[k] = true
 		}
-		a := application.Applicant{FullName: req.FullName, Email: req.Email, Phone: req.Phone, CoverLetter: req.CoverLetter, Links: req.Links}
-		err := a.Validate()
+		a := application.Applicant{FullName: req.FullName, Email: req.Email, Phone: req.Phone, CoverLetter: req.CoverLetter, Links: req.Links,
+			Answers: req.Answers}
+		err := a.ValidateFor(fuzzQuestions)
 		if err != nil {
 			if _, ok := err.(*application.ValidationError); !ok {
 				t.Fatalf("validation error of unexpected type %T: %v", err, err)
@@ -99,11 +104,40 @@ func FuzzDecodeSubmit(f *testing.F) {
 		for _, l := range a.Links {
 			checkLen(t, "link", l, 1, application.MaxLinkLen)
 		}
+		for key, v := range a.Answers {
+			switch v := v.(type) {
+			case bool:
+				if key != "ok" {
+					t.Fatalf("accepted a bool for %q", key)
+				}
+			case string:
+				max := application.MaxShortAnswerLen
+				if key == "why" {
+					max = application.MaxLongAnswerLen
+				}
+				checkLen(t, "answers."+key, v, 1, max)
+				if key == "level" && v != "Junior" && v != "Senior" {
+					t.Fatalf("accepted the choice %q", v)
+				}
+			default:
+				t.Fatalf("accepted %T for %q", v, key)
+			}
+		}
 		// The fingerprint is deterministic.
 		if string(fingerprint("s", a, nil)) != string(fingerprint("s", a, nil)) {
 			t.Fatal("fingerprint not deterministic")
 		}
 	})
+}
+
+// fuzzQuestions are the questions FuzzDecodeSubmit's answers are checked
+// against: one of each kind, all optional, so a body without answers still
+// reaches the checks of the other fields.
+var fuzzQuestions = []application.Question{
+	{Key: "ok", Label: "OK?", Kind: application.KindYesNo},
+	{Key: "level", Label: "Level", Kind: application.KindChoice, Choices: []string{"Junior", "Senior"}},
+	{Key: "start", Label: "Start", Kind: application.KindShortText},
+	{Key: "why", Label: "Why", Kind: application.KindLongText},
 }
 
 // topLevelKeys lists the keys of the JSON object in body, repeats

@@ -18,11 +18,17 @@ type jobJSON struct {
 	Team        string    `json:"team"`
 	Status      string    `json:"status"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Questions is always a list, [] when the posting asks none.
+	Questions []application.Question `json:"questions"`
 }
 
 func toJobJSON(p application.Posting) jobJSON {
+	questions := p.Questions
+	if questions == nil {
+		questions = []application.Question{}
+	}
 	return jobJSON{Slug: p.Slug, Title: p.Title, Description: p.Description, Location: p.Location, Team: p.Team,
-		Status: string(p.Status), CreatedAt: p.CreatedAt}
+		Status: string(p.Status), CreatedAt: p.CreatedAt, Questions: questions}
 }
 
 // handleListJobs lists the open postings.

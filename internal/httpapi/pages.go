@@ -99,8 +99,66 @@ func (v postingView) FieldError(field string) string {
 	return ""
 }
 
+// questionField is one of the posting's questions as the form shows it.
+type questionField struct {
+	// Name is the form field's name and the id of its input, or of its
+	// first radio button: the error summary links to it.
+	Name        string
+	Label, Hint string
+	Kind        application.QuestionKind
+	Required    bool
+	Value       string // as the form sent it, to show it again
+	Error       string
+	DescribedBy string // ids of the hint and the error, those it has
+	Options     []questionOption
+}
+
+// questionOption is one radio button of a yes_no or choice question.
+type questionOption struct {
+	ID, Value, Label string
+	Checked          bool
+}
+
+// Questions are the posting's questions with the values and errors of the
+// form being shown.
+func (v postingView) Questions() []questionField {
+	out := make([]questionField, len(v.Posting.Questions))
+	for i, q := range v.Posting.Questions {
+		f := questionField{
+			Name: "answers." + q.Key, Label: q.Label, Hint: q.Hint, Kind: q.Kind, Required: q.Required,
+			Value: v.Values.Answers[q.Key], Error: v.FieldError("answers." + q.Key),
+		}
+		var ids []string
+		if f.Hint != "" {
+			ids = append(ids, f.Name+"-hint")
+		}
+		if f.Error != "" {
+			ids = append(ids, f.Name+"-error")
+		}
+		f.DescribedBy = strings.Join(ids, " ")
+		var values, labels []string
+		switch q.Kind {
+		case application.KindYesNo:
+			values, labels = []string{"yes", "no"}, []string{"Yes", "No"}
+		case application.KindChoice:
+			values, labels = q.Choices, q.Choices
+		}
+		for j, val := range values {
+			id := f.Name
+			if j > 0 {
+				id += "-" + strconv.Itoa(j+1)
+			}
+			f.Options = append(f.Options, questionOption{ID: id, Value: val, Label: labels[j], Checked: val == f.Value})
+		}
+		out[i] = f
+	}
+	return out
+}
+
 type formValues struct {
 	FullName, Email, Phone, CoverLetter, Links string
+	// Answers by question key, as the form sent them.
+	Answers map[string]string
 }
 
 // formError is one field's problem as a sentence ("Link 2 must be an http
@@ -200,7 +258,11 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			(mt != echo.MIMEApplicationForm && mt != echo.MIMEMultipartForm) {
 			return errUnsupportedMediaType
 		}
-		form, err := postedForm(c, "full_name", "email", "phone", "cover_letter", "links", "idempotency_key")
+		names := []string{"full_name", "email", "phone", "cover_letter", "links", "idempotency_key"}
+		for _, q := range p.Questions {
+			names = append(names, "answers."+q.Key)
+		}
+		form, err := postedForm(c, names...)
 		if err != nil {
 			return err
 		}
@@ -210,6 +272,10 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			Phone:       form["phone"],
 			CoverLetter: textareaValue(form["cover_letter"]),
 			Links:       textareaValue(form["links"]),
+			Answers:     map[string]string{},
+		}
+		for _, q := range p.Questions {
+			values.Answers[q.Key] = textareaValue(form["answers."+q.Key])
 		}
 		c.Response().Header().Set("Cache-Control", "no-store") // the form carries its CSRF token and key
 		view := postingView{
@@ -232,17 +298,18 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			Phone:       values.Phone,
 			CoverLetter: values.CoverLetter,
 			Links:       splitLines(values.Links),
+			Answers:     formAnswers(p.Questions, values.Answers),
 		}
 		cv := postedCV(c)
-		res, err := submitApplication(ctx, store, waker, now(), cfg, p.Slug, view.IdempotencyKey, applicant, cv)
+		res, err := submitApplication(ctx, store, waker, now(), cfg, p.Slug, p.Questions, view.IdempotencyKey, applicant, cv)
 		setSubmitOutcome(c, res, err)
 		var verr *application.ValidationError
 		switch {
 		case isCVRefusal(err):
-			view.Errors = append(formErrorsOf(err), cvFormErrors(err)...)
+			view.Errors = append(formErrorsOf(err, p.Questions), cvFormErrors(err)...)
 			return render(c, problemFor(err).Status, "posting", withCVAgain(view, cv))
 		case errors.As(err, &verr):
-			view.Errors = formErrors(verr)
+			view.Errors = formErrors(verr, p.Questions)
 			return render(c, http.StatusUnprocessableEntity, "posting", withCVAgain(view, cv))
 		case errors.Is(err, application.ErrDuplicateApplication):
 			// Says nothing about the first application, only that it exists.
@@ -352,12 +419,20 @@ func messageForStatus(status int, employer application.Employer) messageView {
 
 // formErrors turns validation errors into sentences beside the form's
 // fields: the API's "links[2]" problem becomes "Link 3 …" in the links
-// box's message, beside every other bad link's.
-func formErrors(v *application.ValidationError) []formError {
+// box's message, beside every other bad link's, and "answers.<key>" names
+// the question by its label.
+func formErrors(v *application.ValidationError, questions []application.Question) []formError {
+	labels := make(map[string]string, len(questions))
+	for _, q := range questions {
+		labels["answers."+q.Key] = "The answer to “" + q.Label + "”"
+	}
 	var out []formError
 	index := map[string]int{}
 	for _, fe := range v.Errors {
 		field, subject := fe.Field, fieldLabels[fe.Field]
+		if label, ok := labels[field]; ok {
+			subject = label
+		}
 		if i := strings.IndexByte(field, '['); i > 0 {
 			n, _ := strconv.Atoi(strings.TrimSuffix(field[i+1:], "]"))
 			field, subject = field[:i], "Link "+strconv.Itoa(n+1)
@@ -371,6 +446,27 @@ func formErrors(v *application.ValidationError) []formError {
 		out = append(out, formError{Field: field, Message: sentence})
 	}
 	return out
+}
+
+// formAnswers reads the form's answers as the JSON API takes them: a yes_no
+// question's "yes" and "no" become true and false, and a question left
+// blank is no answer. Anything else is passed on as sent, for validation to
+// refuse.
+func formAnswers(questions []application.Question, sent map[string]string) application.Answers {
+	answers := application.Answers{}
+	for _, q := range questions {
+		v := sent[q.Key]
+		switch {
+		case v == "":
+		case q.Kind == application.KindYesNo && v == "yes":
+			answers[q.Key] = true
+		case q.Kind == application.KindYesNo && v == "no":
+			answers[q.Key] = false
+		default:
+			answers[q.Key] = v
+		}
+	}
+	return answers
 }
 
 // textareaValue reads a textarea's value as the applicant typed it. Browsers

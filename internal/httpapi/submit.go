@@ -24,6 +24,8 @@ type submitRequest struct {
 	Phone       string   `json:"phone,omitempty"`
 	CoverLetter string   `json:"cover_letter,omitempty"`
 	Links       []string `json:"links,omitempty"`
+	// Answers by question key; checked against the posting's questions.
+	Answers application.Answers `json:"answers,omitempty"`
 }
 
 // submitReceipt is what is stored under the idempotency key: the 201 body
@@ -61,8 +63,16 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 			Phone:       req.Phone,
 			CoverLetter: req.CoverLetter,
 			Links:       req.Links,
+			Answers:     req.Answers,
 		}
-		res, err := submitApplication(c.Request().Context(), store, waker, now(), cfg, c.Param("slug"), key, applicant, cv)
+		// One indexed read before the transaction: the answers are checked
+		// against the posting's questions before anything is written.
+		ctx := c.Request().Context()
+		var res application.SubmitResult
+		questions, err := store.PostingQuestions(ctx, c.Param("slug"))
+		if err == nil {
+			res, err = submitApplication(ctx, store, waker, now(), cfg, c.Param("slug"), questions, key, applicant, cv)
+		}
 		setSubmitOutcome(c, res, err)
 		if err != nil {
 			return err
@@ -75,9 +85,9 @@ func handleSubmit(store *postgres.Store, waker *postgres.Waker, now func() time.
 // web form: validate (the CV, if one was sent, too), then one transaction
 // (postgres.Store.Submit), then wake the relay.
 func submitApplication(ctx context.Context, store *postgres.Store, waker *postgres.Waker, now time.Time, cfg config.Config,
-	slug, key string, applicant application.Applicant, cv *upload,
+	slug string, questions []application.Question, key string, applicant application.Applicant, cv *upload,
 ) (application.SubmitResult, error) {
-	file, err := validateSubmission(&applicant, cv)
+	file, err := validateSubmission(&applicant, questions, cv)
 	if err != nil {
 		return application.SubmitResult{}, err
 	}

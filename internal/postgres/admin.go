@@ -58,10 +58,14 @@ func (s *Store) ApplicationRecord(ctx context.Context, c access.Caller, id strin
 		if err != nil {
 			return id, classify(err)
 		}
+		answers, err := decodeAnswers(r.Answers)
+		if err != nil {
+			return id, err
+		}
 		rec = application.Record{
 			ID: r.ID.String(), PostingSlug: r.PostingSlug, ReceivedAt: r.ReceivedAt,
 			Applicant: application.Applicant{FullName: r.FullName, Email: r.Email, Phone: r.Phone.String,
-				CoverLetter: r.CoverLetter.String, Links: r.Links},
+				CoverLetter: r.CoverLetter.String, Links: r.Links, Answers: answers},
 			Email: application.EmailStatus{State: application.EmailState(r.DeliveryState), Attempts: int(r.DeliveryAttempts),
 				LastAttemptAt: r.LastAttemptAt},
 			EmailSentAt: r.SentAt, EmailErrorClass: r.LastErrorClass.String, EmailSMTPCode: int(r.LastSmtpCode.Int16),
@@ -106,8 +110,11 @@ func (s *Store) ApplicationCV(ctx context.Context, c access.Caller, id string) (
 func (s *Store) AddPosting(ctx context.Context, c access.Caller, p application.NewPosting) (application.Posting, error) {
 	var out application.Posting
 	err := s.audited(ctx, c, "jobs.create", "posting", func(q *dbsqlc.Queries) (string, error) {
-		row, err := q.PostingInsert(ctx, dbsqlc.PostingInsertParams{Slug: p.Slug, Title: p.Title, Description: p.Description,
-			Location: p.Location, Team: p.Team})
+		params, err := postingInsertParams(p)
+		if err != nil {
+			return p.Slug, err
+		}
+		row, err := q.PostingInsert(ctx, params)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			return p.Slug, ErrSlugTaken
@@ -115,8 +122,8 @@ func (s *Store) AddPosting(ctx context.Context, c access.Caller, p application.N
 		if err != nil {
 			return p.Slug, err
 		}
-		out = toPosting(row)
-		return p.Slug, nil
+		out, err = toPosting(row)
+		return p.Slug, err
 	})
 	return out, err
 }
@@ -135,8 +142,8 @@ func (s *Store) UpdatePosting(ctx context.Context, c access.Caller, slug string,
 		if err != nil {
 			return slug, classify(err)
 		}
-		out = toPosting(row)
-		return slug, nil
+		out, err = toPosting(row)
+		return slug, err
 	})
 	return out, err
 }

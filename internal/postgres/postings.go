@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -15,13 +17,11 @@ var ErrSlugTaken = errors.New("slug already in use")
 
 // CreatePosting stores a new, open posting.
 func (s *Store) CreatePosting(ctx context.Context, p application.NewPosting) (application.Posting, error) {
-	row, err := s.q.PostingInsert(ctx, dbsqlc.PostingInsertParams{
-		Slug:        p.Slug,
-		Title:       p.Title,
-		Description: p.Description,
-		Location:    p.Location,
-		Team:        p.Team,
-	})
+	params, err := postingInsertParams(p)
+	if err != nil {
+		return application.Posting{}, err
+	}
+	row, err := s.q.PostingInsert(ctx, params)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return application.Posting{}, ErrSlugTaken
@@ -29,7 +29,7 @@ func (s *Store) CreatePosting(ctx context.Context, p application.NewPosting) (ap
 	if err != nil {
 		return application.Posting{}, classify(err)
 	}
-	return toPosting(row), nil
+	return toPosting(row)
 }
 
 // Posting returns the posting with slug, open or closed.
@@ -38,7 +38,17 @@ func (s *Store) Posting(ctx context.Context, slug string) (application.Posting, 
 	if err != nil {
 		return application.Posting{}, classify(err)
 	}
-	return toPosting(row), nil
+	return toPosting(row)
+}
+
+// PostingQuestions returns the questions of the posting with slug, open or
+// closed, in one indexed read; ErrNotFound when there is no such posting.
+func (s *Store) PostingQuestions(ctx context.Context, slug string) ([]application.Question, error) {
+	raw, err := s.q.PostingQuestionsGet(ctx, slug)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return decodeQuestions(raw)
 }
 
 // OpenPostings lists the postings that take applications, oldest first.
@@ -47,7 +57,7 @@ func (s *Store) OpenPostings(ctx context.Context) ([]application.Posting, error)
 	if err != nil {
 		return nil, classify(err)
 	}
-	return toPostings(rows), nil
+	return toPostings(rows)
 }
 
 // Postings lists every posting, oldest first.
@@ -56,10 +66,37 @@ func (s *Store) Postings(ctx context.Context) ([]application.Posting, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
-	return toPostings(rows), nil
+	return toPostings(rows)
 }
 
-func toPosting(r dbsqlc.Posting) application.Posting {
+// postingInsertParams is p as PostingInsert stores it, its questions as
+// the JSON list postings.questions holds.
+func postingInsertParams(p application.NewPosting) (dbsqlc.PostingInsertParams, error) {
+	questions := p.Questions
+	if questions == nil {
+		questions = []application.Question{}
+	}
+	raw, err := json.Marshal(questions)
+	if err != nil {
+		return dbsqlc.PostingInsertParams{}, err
+	}
+	return dbsqlc.PostingInsertParams{Slug: p.Slug, Title: p.Title, Description: p.Description,
+		Location: p.Location, Team: p.Team, Questions: raw}, nil
+}
+
+func decodeQuestions(raw []byte) ([]application.Question, error) {
+	var qs []application.Question
+	if err := json.Unmarshal(raw, &qs); err != nil {
+		return nil, fmt.Errorf("posting questions: %w", err)
+	}
+	return qs, nil
+}
+
+func toPosting(r dbsqlc.Posting) (application.Posting, error) {
+	qs, err := decodeQuestions(r.Questions)
+	if err != nil {
+		return application.Posting{}, err
+	}
 	return application.Posting{
 		ID:          r.ID,
 		Slug:        r.Slug,
@@ -69,13 +106,18 @@ func toPosting(r dbsqlc.Posting) application.Posting {
 		Team:        r.Team,
 		Status:      application.PostingStatus(r.Status),
 		CreatedAt:   r.CreatedAt,
-	}
+		Questions:   qs,
+	}, nil
 }
 
-func toPostings(rows []dbsqlc.Posting) []application.Posting {
+func toPostings(rows []dbsqlc.Posting) ([]application.Posting, error) {
 	out := make([]application.Posting, len(rows))
 	for i, r := range rows {
-		out[i] = toPosting(r)
+		p, err := toPosting(r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
 	}
-	return out
+	return out, nil
 }

@@ -45,6 +45,10 @@ func (s *Store) Submit(ctx context.Context, sub application.Submission) (applica
 	if err != nil {
 		return application.SubmitResult{}, err
 	}
+	answers, err := encodeAnswers(sub.Applicant.Answers)
+	if err != nil {
+		return application.SubmitResult{}, err
+	}
 
 	var res application.SubmitResult
 	err = s.withTx(ctx, func(q *dbsqlc.Queries) error {
@@ -75,6 +79,7 @@ func (s *Store) Submit(ctx context.Context, sub application.Submission) (applica
 			CoverLetter:     optionalText(a.CoverLetter),
 			Links:           nonNil(a.Links),
 			ReceivedAt:      sub.ReceivedAt,
+			Answers:         answers,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return whyNotInserted(ctx, q, sub.PostingSlug)
@@ -176,4 +181,25 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// encodeAnswers is answers as applications.answers holds them: a JSON
+// object, {} when there are none.
+func encodeAnswers(a application.Answers) ([]byte, error) {
+	if len(a) == 0 {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(a)
+}
+
+// decodeAnswers reads applications.answers; nil when it holds none.
+func decodeAnswers(raw []byte) (application.Answers, error) {
+	var a application.Answers
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("application answers: %w", err)
+	}
+	if len(a) == 0 {
+		return nil, nil
+	}
+	return a, nil
 }

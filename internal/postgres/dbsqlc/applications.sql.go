@@ -15,6 +15,7 @@ import (
 
 const applicationAdminGet = `-- name: ApplicationAdminGet :one
 SELECT a.id, p.slug AS posting_slug, a.full_name, a.email, a.phone, a.cover_letter, a.links, a.received_at, a.erased_at,
+       a.answers,
        coalesce(d.state, 'queued')::text AS delivery_state,
        coalesce(d.attempts, 0)::integer AS delivery_attempts,
        d.last_attempt_at, d.sent_at, d.last_error_class, d.last_smtp_code,
@@ -37,6 +38,7 @@ type ApplicationAdminGetRow struct {
 	Links               []string
 	ReceivedAt          time.Time
 	ErasedAt            *time.Time
+	Answers             []byte
 	DeliveryState       string
 	DeliveryAttempts    int32
 	LastAttemptAt       *time.Time
@@ -61,6 +63,7 @@ func (q *Queries) ApplicationAdminGet(ctx context.Context, id uuid.UUID) (Applic
 		&i.Links,
 		&i.ReceivedAt,
 		&i.ErasedAt,
+		&i.Answers,
 		&i.DeliveryState,
 		&i.DeliveryAttempts,
 		&i.LastAttemptAt,

@@ -44,6 +44,7 @@ type Application struct {
 	ReceivedAt      time.Time
 	StatusTokenHash []byte
 	ErasedAt        *time.Time
+	Answers         []byte
 }
 
 type ApplicationFile struct {
@@ -113,6 +114,7 @@ type Posting struct {
 	Status      string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	Questions   []byte
 	Location    string
 	Team        string
 }

@@ -12,7 +12,7 @@ import (
 )
 
 const postingGetBySlug = `-- name: PostingGetBySlug :one
-SELECT id, slug, title, description, status, created_at, updated_at, location, team FROM postings WHERE slug = $1
+SELECT id, slug, title, description, status, created_at, updated_at, questions, location, team FROM postings WHERE slug = $1
 `
 
 func (q *Queries) PostingGetBySlug(ctx context.Context, slug string) (Posting, error) {
@@ -26,6 +26,7 @@ func (q *Queries) PostingGetBySlug(ctx context.Context, slug string) (Posting, e
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Questions,
 		&i.Location,
 		&i.Team,
 	)
@@ -33,9 +34,9 @@ func (q *Queries) PostingGetBySlug(ctx context.Context, slug string) (Posting, e
 }
 
 const postingInsert = `-- name: PostingInsert :one
-INSERT INTO postings (slug, title, description, location, team)
-VALUES ($1, $2, $3, $4, $5)
-RETURNING id, slug, title, description, status, created_at, updated_at, location, team
+INSERT INTO postings (slug, title, description, location, team, questions)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id, slug, title, description, status, created_at, updated_at, questions, location, team
 `
 
 type PostingInsertParams struct {
@@ -44,6 +45,7 @@ type PostingInsertParams struct {
 	Description string
 	Location    string
 	Team        string
+	Questions   []byte
 }
 
 func (q *Queries) PostingInsert(ctx context.Context, arg PostingInsertParams) (Posting, error) {
@@ -53,6 +55,7 @@ func (q *Queries) PostingInsert(ctx context.Context, arg PostingInsertParams) (P
 		arg.Description,
 		arg.Location,
 		arg.Team,
+		arg.Questions,
 	)
 	var i Posting
 	err := row.Scan(
@@ -63,6 +66,7 @@ func (q *Queries) PostingInsert(ctx context.Context, arg PostingInsertParams) (P
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Questions,
 		&i.Location,
 		&i.Team,
 	)
@@ -70,7 +74,7 @@ func (q *Queries) PostingInsert(ctx context.Context, arg PostingInsertParams) (P
 }
 
 const postingList = `-- name: PostingList :many
-SELECT id, slug, title, description, status, created_at, updated_at, location, team FROM postings ORDER BY created_at, id
+SELECT id, slug, title, description, status, created_at, updated_at, questions, location, team FROM postings ORDER BY created_at, id
 `
 
 func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
@@ -90,6 +94,7 @@ func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
 			&i.Status,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Questions,
 			&i.Location,
 			&i.Team,
 		); err != nil {
@@ -104,7 +109,7 @@ func (q *Queries) PostingList(ctx context.Context) ([]Posting, error) {
 }
 
 const postingListOpen = `-- name: PostingListOpen :many
-SELECT id, slug, title, description, status, created_at, updated_at, location, team FROM postings WHERE status = 'open' ORDER BY created_at, id
+SELECT id, slug, title, description, status, created_at, updated_at, questions, location, team FROM postings WHERE status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
@@ -124,6 +129,7 @@ func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
 			&i.Status,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Questions,
 			&i.Location,
 			&i.Team,
 		); err != nil {
@@ -137,6 +143,20 @@ func (q *Queries) PostingListOpen(ctx context.Context) ([]Posting, error) {
 	return items, nil
 }
 
+const postingQuestionsGet = `-- name: PostingQuestionsGet :one
+SELECT questions FROM postings WHERE slug = $1
+`
+
+// The one read a JSON submit makes before its transaction: the questions
+// its answers are validated against (fixed once the posting exists, so
+// they cannot change between this read and the insert).
+func (q *Queries) PostingQuestionsGet(ctx context.Context, slug string) ([]byte, error) {
+	row := q.db.QueryRow(ctx, postingQuestionsGet, slug)
+	var questions []byte
+	err := row.Scan(&questions)
+	return questions, err
+}
+
 const postingUpdate = `-- name: PostingUpdate :one
 UPDATE postings
 SET title = coalesce($1, title),
@@ -146,7 +166,7 @@ SET title = coalesce($1, title),
     status = coalesce($5, status),
     updated_at = now()
 WHERE slug = $6
-RETURNING id, slug, title, description, status, created_at, updated_at, location, team
+RETURNING id, slug, title, description, status, created_at, updated_at, questions, location, team
 `
 
 type PostingUpdateParams struct {
@@ -177,6 +197,7 @@ func (q *Queries) PostingUpdate(ctx context.Context, arg PostingUpdateParams) (P
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Questions,
 		&i.Location,
 		&i.Team,
 	)

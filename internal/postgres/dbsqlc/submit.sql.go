@@ -16,12 +16,14 @@ import (
 const applicationInsert = `-- name: ApplicationInsert :one
 INSERT INTO applications (
     id, posting_id, full_name, email, email_normalized,
-    phone, cover_letter, links, received_at
+    phone, cover_letter, links, received_at,
+    answers
 )
 SELECT $1, p.id, $2, $3, $4,
-       $5, $6, $7::text[], $8
+       $5, $6, $7::text[], $8,
+       $9::jsonb
 FROM postings p
-WHERE p.slug = $9 AND p.status = 'open'
+WHERE p.slug = $10 AND p.status = 'open'
 ON CONFLICT (posting_id, email_normalized) DO NOTHING
 RETURNING id
 `
@@ -35,6 +37,7 @@ type ApplicationInsertParams struct {
 	CoverLetter     pgtype.Text
 	Links           []string
 	ReceivedAt      time.Time
+	Answers         []byte
 	PostingSlug     string
 }
 
@@ -51,6 +54,7 @@ func (q *Queries) ApplicationInsert(ctx context.Context, arg ApplicationInsertPa
 		arg.CoverLetter,
 		arg.Links,
 		arg.ReceivedAt,
+		arg.Answers,
 		arg.PostingSlug,
 	)
 	var id uuid.UUID
