@@ -51,3 +51,9 @@ var RiverMetricsOldest string
 //
 //go:embed river/confirmation_cancel.sql
 var RiverConfirmationCancel string
+
+// RiverJobsRescue makes the running jobs of workers whose heartbeat is
+// older than $1 available again, and returns them (id, kind, worker).
+//
+//go:embed river/jobs_rescue.sql
+var RiverJobsRescue string
