@@ -52,8 +52,8 @@ var RiverMetricsOldest string
 //go:embed river/confirmation_cancel.sql
 var RiverConfirmationCancel string
 
-// RiverJobsRescue makes the running jobs of workers whose heartbeat is
-// older than $1 available again, and returns them (id, kind, worker).
+// RiverJobsRescue rescues the running jobs of workers whose heartbeat is
+// older than $1, and returns them (id, kind, new state, dead worker).
 //
 //go:embed river/jobs_rescue.sql
 var RiverJobsRescue string

@@ -1,14 +1,18 @@
--- Makes the running jobs of dead workers available again at once. A worker
--- is dead when its heartbeat row (worker_heartbeats, by the database's
--- clock) is older than $1; a job whose last worker has no heartbeat row at
--- all (a worker of an older version, one stopped cleanly) is left to
--- River's own rescuer (INTAKE_RESCUE_AFTER). The attempt River counted when
--- the dead worker fetched the job is given back (attempt - 1): the job did
--- not fail, its worker died, and River counts it again at the next fetch.
--- The rescue is recorded as the job's error, as River's rescuer does. SKIP
--- LOCKED: two workers rescuing at once each take different jobs, and a job
--- being completed right now is left alone. Returns the rescued jobs' kinds
--- and their dead workers.
+-- Rescues the running jobs of dead workers at once, as River's own rescuer
+-- does after INTAKE_RESCUE_AFTER (riverqueue/river v0.51.2,
+-- internal/maintenance/job_rescuer.go), but decided from heartbeats. A
+-- worker is dead when its heartbeat row (worker_heartbeats, by the
+-- database's clock) is older than $1; a job whose last worker has no
+-- heartbeat row at all (a worker of an older version, one stopped cleanly)
+-- is left to River's rescuer. Like River's: a job whose erasure asked to
+-- cancel it (cancel_attempted_at) ends cancelled; one that died on its last
+-- attempt is discarded (the dead run counts as an attempt, so a job that
+-- kills its worker every time runs out of attempts instead of looping); any
+-- other is available again now rather than after a retry's backoff: its
+-- worker died, the job did not fail. The rescue is recorded as the job's
+-- error. SKIP LOCKED: two workers rescuing at once each take different
+-- jobs, and a job being completed right now is left alone. Returns each
+-- rescued job's id, kind, new state and dead worker.
 WITH dead AS (
     SELECT j.id, j.attempted_by[cardinality(j.attempted_by)] AS worker_id
     FROM river_job j
@@ -18,16 +22,22 @@ WITH dead AS (
           WHERE h.worker_id = j.attempted_by[cardinality(j.attempted_by)]
             AND h.last_seen_at < now() - $1::interval)
     FOR UPDATE OF j SKIP LOCKED
+), decided AS (
+    SELECT dead.id, dead.worker_id,
+           CASE WHEN j.metadata ? 'cancel_attempted_at' THEN 'cancelled'
+                WHEN j.attempt >= j.max_attempts THEN 'discarded'
+                ELSE 'available' END::river_job_state AS state
+    FROM dead JOIN river_job j ON j.id = dead.id
 )
 UPDATE river_job j
-SET state = 'available',
-    attempt = greatest(j.attempt - 1, 0),
-    scheduled_at = now(),
+SET state = decided.state,
+    finalized_at = CASE WHEN decided.state = 'available' THEN NULL ELSE now() END,
+    scheduled_at = CASE WHEN decided.state = 'available' THEN now() ELSE j.scheduled_at END,
     errors = array_append(coalesce(j.errors, '{}'), jsonb_build_object(
         'at', now(),
         'attempt', j.attempt,
-        'error', 'rescued from dead worker ' || dead.worker_id || ': its heartbeat stopped',
+        'error', 'rescued from dead worker ' || decided.worker_id || ': its heartbeat stopped',
         'trace', ''))
-FROM dead
-WHERE j.id = dead.id
-RETURNING j.id, j.kind, dead.worker_id;
+FROM decided
+WHERE j.id = decided.id
+RETURNING j.id, j.kind, j.state::text, decided.worker_id;

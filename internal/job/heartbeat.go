@@ -91,7 +91,7 @@ func (h *Heartbeat) Beat(ctx context.Context) error {
 	h.healthySince.CompareAndSwap(0, start.UnixNano())
 	h.Metrics.Heartbeat(time.Now())
 	for _, j := range rescued {
-		h.Logger.Warn("rescued a running job from a dead worker", "job_id", j.ID, "kind", j.Kind, "dead_worker", j.Worker)
+		h.Logger.Warn("rescued a running job from a dead worker", "job_id", j.ID, "kind", j.Kind, "state", j.State, "dead_worker", j.Worker)
 	}
 	return nil
 }

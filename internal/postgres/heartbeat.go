@@ -24,8 +24,12 @@ type BeatOpts struct {
 // RescuedJob is a running job of a dead worker that a heartbeat made
 // available again.
 type RescuedJob struct {
-	ID     int64
-	Kind   string
+	ID   int64
+	Kind string
+	// State is the job's state after the rescue: available (it runs
+	// again now), discarded (its worker died on its last attempt) or
+	// cancelled (an erasure asked to cancel it).
+	State  string
 	Worker string
 }
 
@@ -65,7 +69,7 @@ func (s *Store) WorkerBeat(ctx context.Context, w Worker, opts BeatOpts) (renewe
 		}
 		rescued, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RescuedJob, error) {
 			var j RescuedJob
-			return j, r.Scan(&j.ID, &j.Kind, &j.Worker)
+			return j, r.Scan(&j.ID, &j.Kind, &j.State, &j.Worker)
 		})
 		return err
 	})
