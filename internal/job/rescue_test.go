@@ -199,7 +199,7 @@ func TestNoRescueAfterAWholeDatabaseOutage(t *testing.T) {
 	// again. A failed beat only makes its worker wait longer to rescue.
 	beat := func(hs ...*job.Heartbeat) {
 		for _, h := range hs {
-			require.Eventually(t, func() bool { return h.Beat(t.Context()) == nil }, 10*time.Second, 0)
+			require.Eventually(t, func() bool { return h.Beat(t.Context()) == nil }, 10*time.Second, time.Millisecond)
 		}
 	}
 	id := b.abandonedJob(t, late.Self.ID)
