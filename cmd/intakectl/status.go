@@ -88,7 +88,7 @@ func stuckReasons(r postgres.StatusReport, stuckAfter, seenWithin time.Duration)
 			reasons = append(reasons, fmt.Sprintf("jobs: %d %s jobs waiting to run, the oldest for %s (workers busy or down)", j.Jobs, j.Kind, age))
 		}
 		if age := seconds(j.OldestRunningSeconds); j.State == "running" && age > stuckAfter {
-			reasons = append(reasons, fmt.Sprintf("jobs: a %s job running for %s (its worker probably died; River rescues it after INTAKE_RESCUE_AFTER)", j.Kind, age))
+			reasons = append(reasons, fmt.Sprintf("jobs: a %s job running for %s (its worker probably died: another worker rescues it once its heartbeat is INTAKE_WORKER_DEAD_AFTER old, River after INTAKE_RESCUE_AFTER)", j.Kind, age))
 		}
 	}
 	for _, d := range r.Deliveries {

@@ -9,7 +9,9 @@
 -- attempt is discarded (the dead run counts as an attempt, so a job that
 -- kills its worker every time runs out of attempts instead of looping); any
 -- other is available again now rather than after a retry's backoff: its
--- worker died, the job did not fail. The rescue is recorded as the job's
+-- worker died, the job did not fail. It keeps its scheduled_at, so it goes
+-- back to its place at the head of its queue (River fetches oldest
+-- scheduled first), not behind a backlog. The rescue is recorded as the job's
 -- error. SKIP LOCKED: two workers rescuing at once each take different
 -- jobs, and a job being completed right now is left alone. Returns each
 -- rescued job's id, kind, new state and dead worker.
@@ -32,7 +34,6 @@ WITH dead AS (
 UPDATE river_job j
 SET state = decided.state,
     finalized_at = CASE WHEN decided.state = 'available' THEN NULL ELSE now() END,
-    scheduled_at = CASE WHEN decided.state = 'available' THEN now() ELSE j.scheduled_at END,
     errors = array_append(coalesce(j.errors, '{}'), jsonb_build_object(
         'at', now(),
         'attempt', j.attempt,
