@@ -21,10 +21,10 @@ import (
 // behind a fence: every attempt first takes the delivery's lease (Lease
 // long, or short and renewed by the worker's Heartbeat), no other attempt
 // can start while it is live, the send ends before the lease does, and
-// only the lease's attempt may record the outcome. So two sends never overlap, and a second copy can only
-// come from an attempt that got the server's acceptance but could not record
-// it before its lease ran out: its worker died, or lost the database for
-// longer than the lease.
+// only the lease's attempt may record the outcome. So two sends never
+// overlap, and a second copy can only come from an attempt that got the
+// server's acceptance but could not record it before a newer attempt took
+// over: its worker died, or lost the database for longer than the lease.
 type ConfirmationEmailWorker struct {
 	river.WorkerDefaults[ConfirmationEmailArgs]
 	Store  *postgres.Store
@@ -125,9 +125,10 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 
 	// The send ends at its deadline, or when this worker's beats stopped
 	// renewing the lease (a worker that cannot beat may be called dead and
-	// its job run again), never because the worker is shutting down: cut after the message's final dot, a send would leave the
-	// server holding a message the ledger calls unsent, and its retry
-	// would mail a second copy from a worker that never died.
+	// its job run again), never because the worker is shutting down: cut
+	// after the message's final dot, a send would leave the server holding
+	// a message the ledger calls unsent, and its retry would mail a second
+	// copy from a worker that never died.
 	sendCtx, cancelSend := context.WithDeadline(context.WithoutCancel(ctx), sendBy)
 	if w.Heartbeat != nil {
 		var cancelGuard context.CancelFunc
