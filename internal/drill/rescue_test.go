@@ -63,6 +63,8 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 		kill := c.waitRunAgain(t, ids, victimID, killedAt, time.Minute)
 		waits = append(waits, kill...)
 		table.Row(i+1, victim.Name, len(running), Percentile(kill, 50), Percentile(kill, 100))
+		t.Logf("kill %d of %s: %d jobs running on it, run again after p50 %s, max %s",
+			i+1, victim.Name, len(running), Percentile(kill, 50), Percentile(kill, 100))
 		c.Start(victim)
 	}
 	drain := c.WaitDrained(t, time.Now(), 3*time.Minute)
