@@ -62,9 +62,9 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 		}
 		kill := c.waitRunAgain(t, ids, victimID, killedAt, time.Minute)
 		waits = append(waits, kill...)
-		table.Row(i+1, victim.Name, len(running), Percentile(kill, 50), Percentile(kill, 100))
-		t.Logf("kill %d of %s: %d jobs running on it, run again after p50 %s, max %s",
-			i+1, victim.Name, len(running), Percentile(kill, 50), Percentile(kill, 100))
+		p50, worst := Percentile(kill, 50).Round(time.Millisecond), Percentile(kill, 100).Round(time.Millisecond)
+		table.Row(i+1, victim.Name, len(running), p50, worst)
+		t.Logf("kill %d of %s: %d jobs running on it, run again after p50 %s, max %s", i+1, victim.Name, len(running), p50, worst)
 		c.Start(victim)
 	}
 	drain := c.WaitDrained(t, time.Now(), 3*time.Minute)
@@ -82,7 +82,7 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 	if byRiver > 0 {
 		t.Errorf("%d jobs waited for River's own rescuer: the heartbeat rescue missed them", byRiver)
 	}
-	p50, worst := Percentile(waits, 50), Percentile(waits, 100)
+	p50, worst := Percentile(waits, 50).Round(time.Millisecond), Percentile(waits, 100).Round(time.Millisecond)
 	if worst > bound {
 		t.Errorf("a killed worker's job ran again %s after the kill, more than %s", worst, bound)
 	}
