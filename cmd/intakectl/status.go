@@ -29,8 +29,9 @@ func status(ctx context.Context, store *postgres.Store, reconcileAfter time.Dura
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
 	stuckAfter := fs.Duration("stuck-after", time.Minute, "work waiting longer than this is stuck")
-	// Workers report every 5 s: three missed heartbeats mean the worker is
-	// gone, whatever its row still says.
+	// Workers report every INTAKE_HEARTBEAT_INTERVAL (2 s): a row this old
+	// means the worker is gone, whatever it still says, and with any
+	// interval up to 5 s it is three missed heartbeats or more.
 	seenWithin := fs.Duration("seen-within", 15*time.Second, "a worker counts as running if it reported within this")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
