@@ -51,3 +51,9 @@ var RiverMetricsOldest string
 //
 //go:embed river/confirmation_cancel.sql
 var RiverConfirmationCancel string
+
+// RiverJobsRescue rescues the running jobs of workers whose heartbeat is
+// older than $1, and returns them (id, kind, new state, dead worker).
+//
+//go:embed river/jobs_rescue.sql
+var RiverJobsRescue string

@@ -108,10 +108,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	retry := job.RetryFromConfig(cfg)
 	self := workerIdentity()
+	heartbeat := &job.Heartbeat{
+		Store: store, Self: self, Metrics: metrics, Logger: logger,
+		Interval: cfg.HeartbeatInterval, Lease: cfg.EmailLease, DeadAfter: cfg.WorkerDeadAfter,
+	}
 	riverClient, err := job.NewClient(pool, job.Deps{
 		Store: store, Sender: sender, Sink: sink, Logger: logger,
 		PublicURL: cfg.PublicURL, StatusTokens: cfg.StatusTokens, Employer: cfg.Employer,
-		Metrics: metrics,
+		Metrics: metrics, Heartbeat: heartbeat,
 	}, job.Settings{
 		ClientID:             self.ID,
 		EmailConcurrency:     cfg.EmailConcurrency,
@@ -186,16 +190,19 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}()
 	logger.Info("ops listening", "addr", ln.Addr().String())
 
-	// Work.
+	// Work. The heartbeat starts first and stops last (after River), so
+	// it renews the leases of the sends a graceful shutdown lets finish.
+	heartbeatCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	var heartbeatDone sync.WaitGroup
+	heartbeatDone.Go(func() { heartbeat.Run(heartbeatCtx) })
 	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
+		stopHeartbeat()
+		heartbeatDone.Wait()
 		return fmt.Errorf("start river: %w", err)
 	}
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { relay.Run(relayCtx) })
-	heartbeatCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
-	var heartbeatDone sync.WaitGroup
-	heartbeatDone.Go(func() { heartbeat(heartbeatCtx, store, self, metrics, logger) })
 	logger.Info("working", "worker_id", self.ID, "retry_max_attempts", retry.MaxAttempts())
 
 	<-ctx.Done()
@@ -220,28 +227,6 @@ func workerIdentity() postgres.Worker {
 		Hostname:  host,
 		PID:       os.Getpid(),
 		StartedAt: now,
-	}
-}
-
-// heartbeat tells intakectl status this worker is alive, every 5 s.
-func heartbeat(ctx context.Context, store *postgres.Store, self postgres.Worker, metrics *job.Metrics, logger *slog.Logger) {
-	ticker := time.NewTicker(5 * time.Second)
-	defer ticker.Stop()
-	for {
-		beatCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := store.WorkerHeartbeat(beatCtx, self)
-		switch {
-		case err == nil:
-			metrics.Heartbeat(time.Now())
-		case ctx.Err() == nil:
-			logger.Warn("heartbeat not recorded", "err", err)
-		}
-		cancel()
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
 	}
 }
 

@@ -29,8 +29,9 @@ func status(ctx context.Context, store *postgres.Store, reconcileAfter time.Dura
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
 	stuckAfter := fs.Duration("stuck-after", time.Minute, "work waiting longer than this is stuck")
-	// Workers report every 5 s: three missed heartbeats mean the worker is
-	// gone, whatever its row still says.
+	// Workers report every INTAKE_HEARTBEAT_INTERVAL (2 s): a row this old
+	// means the worker is gone, whatever it still says, and with any
+	// interval up to 5 s it is three missed heartbeats or more.
 	seenWithin := fs.Duration("seen-within", 15*time.Second, "a worker counts as running if it reported within this")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -88,7 +89,7 @@ func stuckReasons(r postgres.StatusReport, stuckAfter, seenWithin time.Duration)
 			reasons = append(reasons, fmt.Sprintf("jobs: %d %s jobs waiting to run, the oldest for %s (workers busy or down)", j.Jobs, j.Kind, age))
 		}
 		if age := seconds(j.OldestRunningSeconds); j.State == "running" && age > stuckAfter {
-			reasons = append(reasons, fmt.Sprintf("jobs: a %s job running for %s (its worker probably died; River rescues it after INTAKE_RESCUE_AFTER)", j.Kind, age))
+			reasons = append(reasons, fmt.Sprintf("jobs: a %s job running for %s (its worker probably died: another worker rescues it once its heartbeat is INTAKE_WORKER_DEAD_AFTER old, River after INTAKE_RESCUE_AFTER)", j.Kind, age))
 		}
 	}
 	for _, d := range r.Deliveries {

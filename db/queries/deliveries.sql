@@ -14,13 +14,16 @@ WHERE a.id = @application_id;
 -- (no row) while another attempt's lease is live, after the email was sent,
 -- or once the delivery failed: the caller reads which with DeliveryLeaseGet.
 -- The new attempts value is the attempt's number: its fencing token.
-INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at)
-VALUES (@application_id, 'sending', 1, now(), now() + @lease::interval)
+-- leased_by, when set, is the worker whose heartbeat renews the lease
+-- (DeliveryLeasesRenew).
+INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
+VALUES (@application_id, 'sending', 1, now(), now() + @lease::interval, sqlc.narg(leased_by))
 ON CONFLICT (application_id) DO UPDATE
 SET state = 'sending',
     attempts = deliveries.attempts + 1,
     last_attempt_at = now(),
     lease_expires_at = now() + @lease::interval,
+    leased_by = sqlc.narg(leased_by),
     updated_at = now()
 WHERE deliveries.state IN ('queued', 'retrying', 'sending')
   AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
@@ -52,3 +55,11 @@ UPDATE deliveries
 SET state = @state, last_error_class = @error_class, last_smtp_code = sqlc.narg(smtp_code),
     lease_expires_at = NULL, updated_at = now()
 WHERE application_id = @application_id AND state = 'sending' AND attempts = @attempt;
+
+-- name: DeliveryLeasesRenew :execrows
+-- A worker's heartbeat renews the live leases its attempts hold. A lease
+-- that already lapsed is never revived: its worker has cut its send (see
+-- job.Heartbeat), and another attempt may have been let in.
+UPDATE deliveries
+SET lease_expires_at = now() + @lease::interval
+WHERE leased_by = @worker_id::text AND state = 'sending' AND lease_expires_at > now();

@@ -72,6 +72,9 @@ type Config struct {
 	JobTimeout           time.Duration
 	RescueAfter          time.Duration
 	RecordTimeout        time.Duration
+	HeartbeatInterval    time.Duration
+	EmailLease           time.Duration
+	WorkerDeadAfter      time.Duration
 	RetryBase            time.Duration
 	RetryMax             time.Duration
 	RetryFor             time.Duration
@@ -136,7 +139,10 @@ var Vars = []Var{
 	{Name: "INTAKE_SMTP_TIMEOUT", Default: "10s", Help: "timeout for the SMTP dial and for each SMTP command's reply; the whole send ends with its job's INTAKE_JOB_TIMEOUT"},
 	{Name: "INTAKE_JOB_TIMEOUT", Default: "30s", Help: "longest a job may run before it is cancelled and retried; bounds every email send"},
 	{Name: "INTAKE_RECORD_TIMEOUT", Default: "20s", Help: "time kept after a send to record its outcome (through a database outage); an email attempt's lease is INTAKE_JOB_TIMEOUT + this"},
-	{Name: "INTAKE_RESCUE_AFTER", Default: "1m", Help: "a job still running after this long (its worker died) is run again by any worker; must exceed INTAKE_JOB_TIMEOUT + INTAKE_RECORD_TIMEOUT"},
+	{Name: "INTAKE_RESCUE_AFTER", Default: "1m", Help: "backstop: a job still running after this long is run again by any worker, heartbeat or not; must exceed INTAKE_JOB_TIMEOUT + INTAKE_RECORD_TIMEOUT"},
+	{Name: "INTAKE_HEARTBEAT_INTERVAL", Default: "2s", Help: "how often each worker records its heartbeat (one commit), renews its email leases and rescues dead workers' jobs"},
+	{Name: "INTAKE_EMAIL_LEASE", Default: "5s", Help: "an email attempt's delivery lease, renewed by every heartbeat; a worker whose heartbeat stops cuts its sends before it ends; at least 2 × INTAKE_HEARTBEAT_INTERVAL"},
+	{Name: "INTAKE_WORKER_DEAD_AFTER", Default: "6s", Help: "a worker whose heartbeat is older than this is dead: its running jobs run again at once; must be longer than INTAKE_EMAIL_LEASE"},
 	{Name: "INTAKE_RETRY_BASE", Default: "10s", Help: "first retry delay; doubles per attempt"},
 	{Name: "INTAKE_RETRY_MAX", Default: "30m", Help: "longest delay between retries"},
 	{Name: "INTAKE_RETRY_FOR", Default: "72h", Help: "how long a failing email or analytics job keeps being retried before it is given up"},
@@ -230,13 +236,31 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.SMTPTimeout >= c.JobTimeout && r.ok("INTAKE_SMTP_TIMEOUT", "INTAKE_JOB_TIMEOUT") {
 		r.fail("INTAKE_SMTP_TIMEOUT", "must be shorter than INTAKE_JOB_TIMEOUT")
 	}
-	// The rule behind "one email per application unless a worker dies": an
-	// email attempt (its send, bounded by the job's timeout, then the
-	// record of its outcome) must be over before River could rescue its job
-	// and run it again. The delivery's lease fences the rest.
+	// River's rescuer is the backstop and knows nothing of heartbeats: it
+	// runs again any job running longer than INTAKE_RESCUE_AFTER, its
+	// worker alive or not. So an attempt (its send, bounded by the job's
+	// timeout, then the record of its outcome) must be over by then, or a
+	// live worker's analytics job would run twice at once and an email
+	// attempt still recording would meet its own rescue. The delivery's
+	// lease fences the rest.
 	if c.RescueAfter <= c.JobTimeout+c.RecordTimeout && r.ok("INTAKE_RESCUE_AFTER", "INTAKE_JOB_TIMEOUT", "INTAKE_RECORD_TIMEOUT") {
 		r.fail("INTAKE_RESCUE_AFTER", fmt.Sprintf("must be longer than INTAKE_JOB_TIMEOUT + INTAKE_RECORD_TIMEOUT (%s + %s), so an email attempt and the record of its outcome end before its job can be rescued",
 			c.JobTimeout, c.RecordTimeout))
+	}
+	// The heartbeat rescue's rules (see job.Heartbeat): a lease spans at
+	// least two beats, so one slow beat never cuts a send; and it ends
+	// before its worker may be called dead, so the rescued run finds it
+	// over and never overlaps a send of a worker that is alive but cannot
+	// reach the database. A killed worker's jobs run again within about
+	// INTAKE_WORKER_DEAD_AFTER + INTAKE_HEARTBEAT_INTERVAL.
+	c.HeartbeatInterval = r.duration("INTAKE_HEARTBEAT_INTERVAL", 100*time.Millisecond, time.Minute)
+	c.EmailLease = r.duration("INTAKE_EMAIL_LEASE", 200*time.Millisecond, time.Hour)
+	c.WorkerDeadAfter = r.duration("INTAKE_WORKER_DEAD_AFTER", 300*time.Millisecond, time.Hour)
+	if c.EmailLease < 2*c.HeartbeatInterval && r.ok("INTAKE_EMAIL_LEASE", "INTAKE_HEARTBEAT_INTERVAL") {
+		r.fail("INTAKE_EMAIL_LEASE", fmt.Sprintf("must be at least 2 × INTAKE_HEARTBEAT_INTERVAL (%s), so one slow heartbeat does not cut a send", 2*c.HeartbeatInterval))
+	}
+	if c.WorkerDeadAfter <= c.EmailLease && r.ok("INTAKE_WORKER_DEAD_AFTER", "INTAKE_EMAIL_LEASE") {
+		r.fail("INTAKE_WORKER_DEAD_AFTER", fmt.Sprintf("must be longer than INTAKE_EMAIL_LEASE (%s), so a silent worker's leases end before its jobs run again", c.EmailLease))
 	}
 	c.RetryBase = r.duration("INTAKE_RETRY_BASE", time.Millisecond, time.Hour)
 	c.RetryMax = r.duration("INTAKE_RETRY_MAX", time.Millisecond, 24*time.Hour)
@@ -308,6 +332,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("INTAKE_JOB_TIMEOUT", c.JobTimeout.String()),
 		slog.String("INTAKE_RECORD_TIMEOUT", c.RecordTimeout.String()),
 		slog.String("INTAKE_RESCUE_AFTER", c.RescueAfter.String()),
+		slog.String("INTAKE_HEARTBEAT_INTERVAL", c.HeartbeatInterval.String()),
+		slog.String("INTAKE_EMAIL_LEASE", c.EmailLease.String()),
+		slog.String("INTAKE_WORKER_DEAD_AFTER", c.WorkerDeadAfter.String()),
 		slog.String("INTAKE_RETRY_BASE", c.RetryBase.String()),
 		slog.String("INTAKE_RETRY_MAX", c.RetryMax.String()),
 		slog.String("INTAKE_RETRY_FOR", c.RetryFor.String()),

@@ -83,6 +83,9 @@ func TestLoadDefaults(t *testing.T) {
 	require.Positive(t, cfg.RateBurst)
 	require.False(t, cfg.TrustProxy, "trusting X-Forwarded-For must be opted into")
 	require.False(t, cfg.StatusTokens.Rotating(), "no previous status secret unless one is given")
+	// A killed worker's jobs run again within 15 s: called dead, then
+	// rescued by the next beat of another worker.
+	require.LessOrEqual(t, cfg.WorkerDeadAfter+cfg.HeartbeatInterval, 10*time.Second)
 }
 
 func TestVarsMatchSpec(t *testing.T) {
@@ -262,6 +265,12 @@ func TestLoadBadValue(t *testing.T) {
 		{"rescue 1ms after the job timeout", []string{"INTAKE_SMTP_TIMEOUT", "1s", "INTAKE_JOB_TIMEOUT", "2s", "INTAKE_RECORD_TIMEOUT", "1s", "INTAKE_RESCUE_AFTER", "2001ms"}, "INTAKE_RESCUE_AFTER"},
 		{"rescue as soon as job and record end", []string{"INTAKE_JOB_TIMEOUT", "30s", "INTAKE_RECORD_TIMEOUT", "30s"}, "INTAKE_RESCUE_AFTER"},
 		{"smtp 14s job 14.5s rescue 15s", []string{"INTAKE_SMTP_TIMEOUT", "14s", "INTAKE_JOB_TIMEOUT", "14500ms", "INTAKE_RESCUE_AFTER", "15s"}, "INTAKE_RESCUE_AFTER"},
+		// A lease spans two heartbeats, and ends before its worker may be
+		// called dead.
+		{"email lease under two heartbeats", []string{"INTAKE_HEARTBEAT_INTERVAL", "2s", "INTAKE_EMAIL_LEASE", "3999ms"}, "INTAKE_EMAIL_LEASE"},
+		{"worker dead as the lease ends", []string{"INTAKE_EMAIL_LEASE", "5s", "INTAKE_WORKER_DEAD_AFTER", "5s"}, "INTAKE_WORKER_DEAD_AFTER"},
+		{"worker dead before the lease ends", []string{"INTAKE_EMAIL_LEASE", "10s"}, "INTAKE_WORKER_DEAD_AFTER"},
+		{"heartbeat interval without unit", []string{"INTAKE_HEARTBEAT_INTERVAL", "2"}, "INTAKE_HEARTBEAT_INTERVAL"},
 		{"org name blank", []string{"INTAKE_ORG_NAME", "   "}, "INTAKE_ORG_NAME"},
 		{"org logo not a URL", []string{"INTAKE_ORG_LOGO_URL", "logo.png"}, "INTAKE_ORG_LOGO_URL"},
 		{"org contact with a display name", []string{"INTAKE_ORG_CONTACT", "Jobs <jobs@example.com>"}, "INTAKE_ORG_CONTACT"},

@@ -28,6 +28,10 @@ import (
 // SMTP server and the analytics sink received. They use none of the code
 // under test, so a bug in it cannot hide itself.
 
+// rescuedSQL is true for a River job rescued from a dead worker: from its
+// stopped heartbeat (db/river/jobs_rescue.sql) or by River's own rescuer.
+const rescuedSQL = `(errors::text LIKE '%rescued from dead worker%' OR errors::text LIKE '%Stuck job rescued%')`
+
 // count runs a count(*) query.
 func (c *Cluster) count(t testing.TB, query string, args ...any) int {
 	t.Helper()
@@ -447,7 +451,7 @@ func (c *Cluster) Check(t *testing.T, e Expect) Verdict {
 	}
 	if len(dupApps) > 0 {
 		rows, err := c.DB.Query(ctx, `
-			SELECT args->>'application_id', attempt, errors::text LIKE '%Stuck job rescued%', coalesce(errors::text, '')
+			SELECT args->>'application_id', attempt, `+rescuedSQL+`, coalesce(errors::text, '')
 			FROM river_job WHERE kind = 'confirmation_email' AND args->>'application_id' = ANY($1)`, dupApps)
 		if err != nil {
 			t.Fatalf("duplicated jobs: %v", err)

@@ -25,7 +25,9 @@
 //     with them).
 //   - report.go: a table per drill and a summary printed by TestMain.
 //
-// The drills: worker SIGKILL, API SIGKILL, graceful restarts, SMTP outage
-// and refusals, analytics outage, worker database blips, and a poison event
-// (an outbox event that cannot become jobs).
+// The drills: worker SIGKILL, worker SIGKILL rescue time (from kill to
+// the victim's jobs running again, with the production heartbeat
+// settings), API SIGKILL, graceful restarts, SMTP outage and refusals,
+// analytics outage, worker database blips, and a poison event (an outbox
+// event that cannot become jobs).
 package drill

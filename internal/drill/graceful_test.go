@@ -74,7 +74,7 @@ func TestGracefulRestarts(t *testing.T) {
 	if stats.Other > 0 || stats.GaveUp > 0 {
 		t.Errorf("clients ended with other answers %v or gave up (%d)", stats.OtherStatuses, stats.GaveUp)
 	}
-	if n := c.count(t, `SELECT count(*) FROM river_job WHERE errors::text LIKE '%Stuck job rescued%'`); n > 0 {
+	if n := c.count(t, `SELECT count(*) FROM river_job WHERE `+rescuedSQL); n > 0 {
 		t.Errorf("%d jobs had to be rescued: a graceful stop must finish or hand back every job it holds", n)
 	}
 	if v.SinkRepeatCalls > 0 {

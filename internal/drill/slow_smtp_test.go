@@ -33,7 +33,7 @@ func TestSlowSMTP(t *testing.T) {
 	v := c.Check(t, Expect{Seeded: backlog})
 	attempts := c.count(t, `SELECT coalesce(sum(attempts), 0) FROM deliveries`)
 	snoozed := c.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND metadata ? 'snoozes'`)
-	rescued := c.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND errors::text LIKE '%Stuck job rescued%'`)
+	rescued := c.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND `+rescuedSQL)
 
 	m := Metrics("slow SMTP: results")
 	m.Row("backlog (seeded applications), workers", fmt.Sprintf("%d, 2", backlog))

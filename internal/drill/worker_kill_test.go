@@ -76,7 +76,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 	// Which jobs each kill left in flight: a job running on the victim (and
 	// not already frozen by an earlier kill) that River later had to rescue.
 	// Only those may have sent a second copy.
-	rescued := c.jobIDs(t, `SELECT id FROM river_job WHERE kind = 'confirmation_email' AND errors::text LIKE '%Stuck job rescued%'`)
+	rescued := c.jobIDs(t, `SELECT id FROM river_job WHERE kind = 'confirmation_email' AND `+rescuedSQL)
 	duplicated := c.duplicatedJobs(t)
 	frozen := map[int64]bool{}
 	dupBound, dupsAtKills := 0, 0
@@ -109,7 +109,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 		t.Errorf("%d duplicated emails, only %d of their jobs attempted by a killed worker", len(duplicated), byKilled)
 	}
 	v := c.Check(t, Expect{Seeded: backlog, MaxDuplicates: dupBound})
-	rescuedAnalytics := c.count(t, `SELECT count(*) FROM river_job WHERE kind = 'analytics_event' AND errors::text LIKE '%Stuck job rescued%'`)
+	rescuedAnalytics := c.count(t, `SELECT count(*) FROM river_job WHERE kind = 'analytics_event' AND `+rescuedSQL)
 
 	killTable := &Table{
 		Title:  "worker SIGKILL: the kills",

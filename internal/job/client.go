@@ -40,9 +40,11 @@ type Settings struct {
 	JobTimeout time.Duration
 	// RescueAfter is how long a job may stay running before River assumes
 	// its worker died and makes it available again. River's default is an
-	// hour; Intake wants a killed worker's emails out within about a minute.
-	// It must exceed JobTimeout, so a job that is merely slow has been
-	// cancelled by its own timeout before anyone else picks it up.
+	// hour. It is the backstop: a killed worker's jobs are rescued within
+	// seconds from its stopped heartbeat (see Heartbeat); River's rescuer
+	// catches the rest (a worker with no heartbeat row). It must exceed
+	// JobTimeout, so a job that is merely slow has been cancelled by its
+	// own timeout before anyone else picks it up.
 	RescueAfter time.Duration
 	// RecordTimeout is the part of an email attempt's lease kept for
 	// recording its outcome (see ConfirmationEmailWorker).
@@ -79,6 +81,10 @@ type Deps struct {
 	Employer application.Employer
 	// Metrics, when set, counts sends, analytics records and rescues.
 	Metrics *Metrics
+	// Heartbeat, when set, is this worker's (its Self.ID the client's
+	// ClientID): it renews the email worker's delivery leases and rescues
+	// dead workers' jobs (see Heartbeat). The caller runs it.
+	Heartbeat *Heartbeat
 }
 
 // NewClient returns a River client that works both queues. Start it to
@@ -95,6 +101,7 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		Lease:        s.JobTimeout + s.RecordTimeout,
 		RecordWithin: s.RecordTimeout,
 		Metrics:      d.Metrics,
+		Heartbeat:    d.Heartbeat,
 	})
 	river.AddWorker(workers, &AnalyticsEventWorker{Sink: d.Sink, Retry: s.Retry, Metrics: d.Metrics})
 	river.AddWorker(workers, &AbandonedDeliveriesWorker{Store: d.Store, Logger: d.Logger})

@@ -19,12 +19,12 @@ import (
 
 // ConfirmationEmailWorker sends the confirmation email, at least once,
 // behind a fence: every attempt first takes the delivery's lease (Lease
-// long), no other attempt can start while it is live, the send ends
-// RecordWithin before the lease does, and only the lease's attempt may
-// record the outcome. So two sends never overlap, and a second copy can only
-// come from an attempt that got the server's acceptance but could not record
-// it before its lease ran out: its worker died, or lost the database for
-// longer than the lease.
+// long, or short and renewed by the worker's Heartbeat), no other attempt
+// can start while it is live, the send ends before the lease does, and
+// only the lease's attempt may record the outcome. So two sends never
+// overlap, and a second copy can only come from an attempt that got the
+// server's acceptance but could not record it before a newer attempt took
+// over: its worker died, or lost the database for longer than the lease.
 type ConfirmationEmailWorker struct {
 	river.WorkerDefaults[ConfirmationEmailArgs]
 	Store  *postgres.Store
@@ -36,15 +36,24 @@ type ConfirmationEmailWorker struct {
 	StatusTokens statustoken.Keys
 	// Employer signs the email (INTAKE_ORG_*).
 	Employer application.Employer
-	// Lease is how long an attempt owns the delivery: INTAKE_JOB_TIMEOUT +
+	// Lease is an attempt's whole life: INTAKE_JOB_TIMEOUT +
 	// INTAKE_RECORD_TIMEOUT, which config keeps within INTAKE_RESCUE_AFTER
-	// so a rescued run normally finds the lease over.
+	// so a run River's rescuer starts finds the attempt over. Without a
+	// Heartbeat it is also the delivery's lease, taken whole up front.
 	Lease time.Duration
-	// RecordWithin is the end of the lease kept for recording the outcome
-	// (INTAKE_RECORD_TIMEOUT): the send must end that long before the lease
+	// RecordWithin is the end of Lease kept for recording the outcome
+	// (INTAKE_RECORD_TIMEOUT): the send must end that long before Lease
 	// does, and recording "sent" keeps trying through a database outage
-	// until the lease ends.
+	// until Lease ends.
 	RecordWithin time.Duration
+	// Heartbeat, when set, makes the delivery's lease short and renewed:
+	// the attempt takes it for Heartbeat.Lease, each beat of this worker
+	// moves it on, and the send is also cut before a lease its beats
+	// stopped renewing can end, so a dead worker's job can run again within
+	// seconds. Recording the outcome still has until Lease ends: "sent" is
+	// recorded after the lease lapsed as long as no newer attempt started
+	// (the attempt number is the fence, DeliveryMarkSent).
+	Heartbeat *Heartbeat
 	// Metrics counts each send's result and duration (nil: none).
 	Metrics *Metrics
 }
@@ -84,13 +93,20 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 
 	// Take the lease, to the end of the send (the job's deadline) plus the
 	// record's time. The local clock is read before the database takes it,
-	// so every deadline below falls before the lease's real end.
+	// so every deadline below falls before the lease's real end. With a
+	// Heartbeat the lease is its short renewed one instead, and the time
+	// read before taking it starts the send's guard.
 	sendBy := time.Now().Add(w.Lease - w.RecordWithin)
 	if d, ok := ctx.Deadline(); ok && d.Before(sendBy) {
 		sendBy = d
 	}
 	leaseEnd := sendBy.Add(w.RecordWithin)
-	attempt, err := w.Store.DeliveryAttemptStart(ctx, id, time.Until(leaseEnd))
+	lease, owner := time.Until(leaseEnd), ""
+	if w.Heartbeat != nil {
+		lease, owner = w.Heartbeat.Lease, w.Heartbeat.Self.ID
+	}
+	taken := time.Now()
+	attempt, err := w.Store.DeliveryAttemptStartFor(ctx, id, lease, owner)
 	var held *postgres.LeaseHeldError
 	switch {
 	case errors.Is(err, postgres.ErrAlreadySent):
@@ -107,18 +123,25 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 		return err
 	}
 
-	// The send ends at its deadline, never because the worker is shutting
-	// down: cut after the message's final dot, a send would leave the
-	// server holding a message the ledger calls unsent, and its retry
-	// would mail a second copy from a worker that never died.
+	// The send ends at its deadline, or when this worker's beats stopped
+	// renewing the lease (a worker that cannot beat may be called dead and
+	// its job run again), never because the worker is shutting down: cut
+	// after the message's final dot, a send would leave the server holding
+	// a message the ledger calls unsent, and its retry would mail a second
+	// copy from a worker that never died.
 	sendCtx, cancelSend := context.WithDeadline(context.WithoutCancel(ctx), sendBy)
+	if w.Heartbeat != nil {
+		var cancelGuard context.CancelFunc
+		sendCtx, cancelGuard = w.Heartbeat.guard(sendCtx, taken, time.Now())
+		defer cancelGuard()
+	}
 	sendStart := time.Now()
 	sendErr := w.Sender.Send(sendCtx, msg)
 	cancelSend()
 	w.Metrics.EmailSend(time.Since(sendStart), sendErr)
 
 	// The job's context may have ended (timeout, shutdown): the outcome is
-	// recorded all the same, within the lease, or the status page would say
+	// recorded all the same, within Lease, or the status page would say
 	// "sending" until the lease ran out.
 	recordCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd)
 	defer cancel()

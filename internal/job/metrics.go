@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -69,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		rescues: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intake_job_rescues_total",
-			Help: "Jobs run again after River's rescuer found them stuck (their worker died), by kind.",
+			Help: "Jobs run again after their worker died (rescued from its stopped heartbeat, or by River's rescuer), by kind.",
 		}, []string{"kind"}),
 	}
 	heartbeatAge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -156,8 +157,13 @@ func (m *Metrics) Heartbeat(t time.Time) {
 }
 
 // rescuerError is the error River's rescuer records on a job it found
-// stuck (riverqueue/river internal/maintenance/job_rescuer.go).
-const rescuerError = "Stuck job rescued by JobRescuer"
+// stuck (riverqueue/river internal/maintenance/job_rescuer.go);
+// heartbeatRescuePrefix begins the one a heartbeat records on a dead
+// worker's job (db/river/jobs_rescue.sql).
+const (
+	rescuerError          = "Stuck job rescued by JobRescuer"
+	heartbeatRescuePrefix = "rescued from dead worker "
+)
 
 // rescueCounter is River worker middleware that counts a job's run after a
 // rescue: River has no event for it, but the rescue is the last error the
@@ -168,7 +174,7 @@ type rescueCounter struct {
 }
 
 func (r *rescueCounter) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
-	if n := len(job.Errors); n > 0 && job.Errors[n-1].Error == rescuerError {
+	if n := len(job.Errors); n > 0 && (job.Errors[n-1].Error == rescuerError || strings.HasPrefix(job.Errors[n-1].Error, heartbeatRescuePrefix)) {
 		r.metrics.rescues.WithLabelValues(job.Kind).Inc()
 	}
 	return doInner(ctx)

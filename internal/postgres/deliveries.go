@@ -69,6 +69,13 @@ func (s *Store) Confirmation(ctx context.Context, applicationID string) (applica
 // left to send. The erasure's cancel and this start take the same row
 // lock, so no attempt starts once an erasure has committed.
 func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string, lease time.Duration) (int, error) {
+	return s.DeliveryAttemptStartFor(ctx, applicationID, lease, "")
+}
+
+// DeliveryAttemptStartFor is DeliveryAttemptStart for an attempt whose
+// lease the heartbeat of worker (its id) renews (see WorkerBeat); an empty
+// worker takes a lease nothing renews.
+func (s *Store) DeliveryAttemptStartFor(ctx context.Context, applicationID string, lease time.Duration, worker string) (int, error) {
 	id, err := uuid.Parse(applicationID)
 	if err != nil {
 		return 0, application.ErrNotFound
@@ -76,6 +83,7 @@ func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string, 
 	attempt, err := s.q.DeliveryAttemptStart(ctx, dbsqlc.DeliveryAttemptStartParams{
 		ApplicationID: id,
 		Lease:         pgtype.Interval{Microseconds: lease.Microseconds(), Valid: true},
+		LeasedBy:      pgtype.Text{String: worker, Valid: worker != ""},
 	})
 	if err == nil {
 		return int(attempt), nil

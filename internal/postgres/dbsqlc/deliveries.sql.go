@@ -50,13 +50,14 @@ func (q *Queries) ConfirmationGet(ctx context.Context, applicationID uuid.UUID) 
 }
 
 const deliveryAttemptStart = `-- name: DeliveryAttemptStart :one
-INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at)
-VALUES ($1, 'sending', 1, now(), now() + $2::interval)
+INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
+VALUES ($1, 'sending', 1, now(), now() + $2::interval, $3)
 ON CONFLICT (application_id) DO UPDATE
 SET state = 'sending',
     attempts = deliveries.attempts + 1,
     last_attempt_at = now(),
     lease_expires_at = now() + $2::interval,
+    leased_by = $3,
     updated_at = now()
 WHERE deliveries.state IN ('queued', 'retrying', 'sending')
   AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
@@ -66,6 +67,7 @@ RETURNING attempts
 type DeliveryAttemptStartParams struct {
 	ApplicationID uuid.UUID
 	Lease         pgtype.Interval
+	LeasedBy      pgtype.Text
 }
 
 // Starts an attempt and takes the delivery's lease, committed on its own so
@@ -73,8 +75,10 @@ type DeliveryAttemptStartParams struct {
 // (no row) while another attempt's lease is live, after the email was sent,
 // or once the delivery failed: the caller reads which with DeliveryLeaseGet.
 // The new attempts value is the attempt's number: its fencing token.
+// leased_by, when set, is the worker whose heartbeat renews the lease
+// (DeliveryLeasesRenew).
 func (q *Queries) DeliveryAttemptStart(ctx context.Context, arg DeliveryAttemptStartParams) (int32, error) {
-	row := q.db.QueryRow(ctx, deliveryAttemptStart, arg.ApplicationID, arg.Lease)
+	row := q.db.QueryRow(ctx, deliveryAttemptStart, arg.ApplicationID, arg.Lease, arg.LeasedBy)
 	var attempts int32
 	err := row.Scan(&attempts)
 	return attempts, err
@@ -100,6 +104,28 @@ func (q *Queries) DeliveryLeaseGet(ctx context.Context, applicationID uuid.UUID)
 	var i DeliveryLeaseGetRow
 	err := row.Scan(&i.State, &i.Attempts, &i.LeaseLeftSeconds)
 	return i, err
+}
+
+const deliveryLeasesRenew = `-- name: DeliveryLeasesRenew :execrows
+UPDATE deliveries
+SET lease_expires_at = now() + $1::interval
+WHERE leased_by = $2::text AND state = 'sending' AND lease_expires_at > now()
+`
+
+type DeliveryLeasesRenewParams struct {
+	Lease    pgtype.Interval
+	WorkerID string
+}
+
+// A worker's heartbeat renews the live leases its attempts hold. A lease
+// that already lapsed is never revived: its worker has cut its send (see
+// job.Heartbeat), and another attempt may have been let in.
+func (q *Queries) DeliveryLeasesRenew(ctx context.Context, arg DeliveryLeasesRenewParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deliveryLeasesRenew, arg.Lease, arg.WorkerID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const deliveryMarkSent = `-- name: DeliveryMarkSent :execrows

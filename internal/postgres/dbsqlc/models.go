@@ -82,6 +82,7 @@ type Delivery struct {
 	AcknowledgedAt *time.Time
 	LeaseExpiresAt *time.Time
 	ReconciledAt   *time.Time
+	LeasedBy       pgtype.Text
 }
 
 type IdempotencyKey struct {

@@ -1,0 +1,84 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/intake/intake/db"
+	"github.com/intake/intake/internal/postgres/dbsqlc"
+)
+
+// BeatOpts say what a heartbeat does besides saying the worker is alive.
+type BeatOpts struct {
+	// Lease renews the live delivery leases the worker's attempts hold to
+	// now() + Lease (zero: none renewed).
+	Lease time.Duration
+	// RescueDeadAfter, when positive, also makes the running jobs of
+	// workers whose heartbeat is older than this available again.
+	RescueDeadAfter time.Duration
+}
+
+// RescuedJob is a running job of a dead worker that a heartbeat made
+// available again.
+type RescuedJob struct {
+	ID   int64
+	Kind string
+	// State is the job's state after the rescue: available (it runs
+	// again now), discarded (its worker died on its last attempt) or
+	// cancelled (an erasure asked to cancel it).
+	State  string
+	Worker string
+}
+
+// WorkerBeat records that w is alive, renews the delivery leases its
+// attempts hold and, when asked, rescues the jobs of dead workers, all in
+// ONE transaction: a beat costs one commit however much it does, and a
+// beat that fails renews nothing. It returns how many leases it renewed
+// and the jobs it rescued.
+func (s *Store) WorkerBeat(ctx context.Context, w Worker, opts BeatOpts) (renewed int64, rescued []RescuedJob, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		renewed, rescued = 0, nil
+		if err := q.WorkerHeartbeat(ctx, dbsqlc.WorkerHeartbeatParams{
+			WorkerID:  w.ID,
+			Hostname:  w.Hostname,
+			Pid:       int32(w.PID),
+			StartedAt: w.StartedAt,
+		}); err != nil {
+			return err
+		}
+		if opts.Lease > 0 {
+			n, err := q.DeliveryLeasesRenew(ctx, dbsqlc.DeliveryLeasesRenewParams{
+				Lease:    interval(opts.Lease),
+				WorkerID: w.ID,
+			})
+			if err != nil {
+				return err
+			}
+			renewed = n
+		}
+		if opts.RescueDeadAfter <= 0 {
+			return nil
+		}
+		rows, err := tx.Query(ctx, db.RiverJobsRescue, interval(opts.RescueDeadAfter))
+		if err != nil {
+			return err
+		}
+		rescued, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RescuedJob, error) {
+			var j RescuedJob
+			return j, r.Scan(&j.ID, &j.Kind, &j.State, &j.Worker)
+		})
+		return err
+	})
+	if err != nil {
+		return 0, nil, classify(err)
+	}
+	return renewed, rescued, nil
+}
+
+func interval(d time.Duration) pgtype.Interval {
+	return pgtype.Interval{Microseconds: d.Microseconds(), Valid: true}
+}
