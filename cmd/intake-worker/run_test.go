@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -178,7 +175,7 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, []string{"ada@example.com"}, m.To)
 	require.Contains(t, m.Parsed.Header.Get("To"), "ada@example.com")
 	require.Equal(t, "We received your application: Posting go-engineer", m.Parsed.Header.Get("Subject"))
-	parts := mailParts(t, m)
+	parts := m.Parts(t)
 	require.Contains(t, parts["text/plain"], "Hello Ada Lovelace,")
 	require.Contains(t, parts["text/plain"], app.ID)
 	require.Contains(t, parts["text/html"], "<strong>Posting go-engineer</strong>")
@@ -211,29 +208,6 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// mailParts returns a multipart/alternative message's parts by content
-// type, decoded.
-func mailParts(t *testing.T, m testkit.SMTPMessage) map[string]string {
-	t.Helper()
-	mediaType, params, err := mime.ParseMediaType(m.Parsed.Header.Get("Content-Type"))
-	require.NoError(t, err)
-	require.Equal(t, "multipart/alternative", mediaType)
-	parts := map[string]string{}
-	mr := multipart.NewReader(m.Parsed.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		b, err := io.ReadAll(p) // multipart decodes quoted-printable itself
-		require.NoError(t, err)
-		parts[ct] = string(b)
-	}
-	return parts
-}
-
 var statusLink = regexp.MustCompile(`https?://[^\s"<>]+/applications/[0-9a-f-]{36}\?token=[^\s"<>]+`)
 
 // The confirmation email links to the applicant's status page, with the
@@ -247,7 +221,7 @@ func TestConfirmationEmailLinksToStatusPage(t *testing.T) {
 	startWorker(t, api.DBURL, mailSrv, nil)
 
 	app := submit(t, api, slug, "ada@example.com")
-	parts := mailParts(t, mailSrv.WaitMessages(t, 1, 10*time.Second)[0])
+	parts := mailSrv.WaitMessages(t, 1, 10*time.Second)[0].Parts(t)
 	waitFor(t, 5*time.Second, "the ledger to say sent", func() bool { s, _ := ledger(t, api, app.ID); return s == "sent" })
 
 	textLink := statusLink.FindString(parts["text/plain"])

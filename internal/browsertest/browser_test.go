@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"image/png"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -685,7 +687,24 @@ func TestStatusPageMovesFromQueuedToSent(t *testing.T) {
 	require.Len(t, msgs, 1)
 	require.Equal(t, []string{ada.Email}, msgs[0].To)
 	require.Equal(t, "confirmation."+id+"@intake.localhost", msgs[0].MessageID)
+
+	// The email's link opens this status page: its path and token are the
+	// API's own (its host is INTAKE_PUBLIC_URL, which the test server does
+	// not listen on).
+	for _, part := range []string{"text/plain", "text/html"} {
+		link := emailStatusLink.FindString(msgs[0].Parts(t)[part])
+		require.NotEmpty(t, link, "the %s part links to the status page", part)
+		u, err := url.Parse(html.UnescapeString(link))
+		require.NoError(t, err)
+		require.Equal(t, "/applications/"+id, u.Path, part)
+		b.do(chromedp.Navigate(b.api.URL+"/"), chromedp.Navigate(b.api.URL+u.RequestURI()),
+			chromedp.WaitVisible(chromedp.CSS(`.email-state.state-sent`)))
+		require.Equal(t, "Application received", run(b, chromedp.Text(chromedp.CSS("h1"))), part)
+	}
 }
+
+// emailStatusLink finds the status page's address in a confirmation email.
+var emailStatusLink = regexp.MustCompile(`https?://[^\s"<>]+/applications/[0-9a-f-]{36}\?token=[^\s"<>]+`)
 
 // A cover letter as long as the page's maxlength allows, with line breaks,
 // is accepted: the browser counts a line break as one character but sends

@@ -6,6 +6,8 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/mail"
 	"strconv"
@@ -54,6 +56,37 @@ type SMTPMessage struct {
 	MessageID string // without angle brackets
 	Raw       []byte
 	Parsed    *mail.Message
+}
+
+// Parts returns a multipart/alternative message's parts by content type,
+// decoded. It reads Raw, so it may be called more than once.
+func (m SMTPMessage) Parts(tb testing.TB) map[string]string {
+	tb.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Raw))
+	if err != nil {
+		tb.Fatalf("parse message: %v", err)
+	}
+	mediaType, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mediaType != "multipart/alternative" {
+		tb.Fatalf("message is %q (%v), want multipart/alternative", mediaType, err)
+	}
+	parts := map[string]string{}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return parts
+		}
+		if err != nil {
+			tb.Fatalf("message part: %v", err)
+		}
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		b, err := io.ReadAll(p) // multipart decodes quoted-printable itself
+		if err != nil {
+			tb.Fatalf("message part: %v", err)
+		}
+		parts[ct] = string(b)
+	}
 }
 
 // StartSMTP starts a server and stops it when the test ends.
