@@ -119,7 +119,7 @@ var Vars = []Var{
 	{Name: "INTAKE_RATE_BURST", Default: "20", Help: "burst allowed above INTAKE_RATE_LIMIT"},
 	{Name: "INTAKE_ADMIN_AUTH_FAILURES", Default: "10", Help: "failed admin API authentications per minute per client address (0 disables the limit)"},
 	{Name: "INTAKE_SUBMIT_CONCURRENCY", Default: "0", Help: "submits one API process works on at once (0: INTAKE_DB_MAX_CONNS; at most INTAKE_DB_MAX_CONNS)"},
-	{Name: "INTAKE_SUBMIT_WAIT", Default: "250ms", Help: "how long a submit beyond INTAKE_SUBMIT_CONCURRENCY waits for a turn before 503 overloaded (0: none)"},
+	{Name: "INTAKE_SUBMIT_WAIT", Default: "100ms", Help: "how long a submit beyond INTAKE_SUBMIT_CONCURRENCY waits for a turn before 503 overloaded (0: none)"},
 	{Name: "INTAKE_DB_ACQUIRE_TIMEOUT", Default: "500ms", Help: "how long an API transaction waits for a free database connection before 503 overloaded"},
 	{Name: "INTAKE_TRUST_PROXY", Default: "false", Help: "take the client address from X-Forwarded-For (only behind a proxy that sets it)"},
 	{Name: "INTAKE_SMTP_HOST", Default: "127.0.0.1", Help: "SMTP server host"},
