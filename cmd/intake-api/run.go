@@ -57,7 +57,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer migrator.Close()
-	store := postgres.NewStore(pool)
+	store := postgres.NewStore(pool).WithAcquireTimeout(cfg.DBAcquireTimeout)
 
 	// Wiring.
 	waker := postgres.NewWaker(pool, logger, 5*time.Millisecond)

@@ -30,14 +30,36 @@ func (b *bench) e2ePhase(ctx context.Context) error {
 	client := newHTTPClient(256)
 	defer client.CloseIdleConnections()
 
+	// The counters start once the processes' start-up work is counted.
+	if err := sleep(ctx, statsSettle); err != nil {
+		return err
+	}
+	created := 0
 	for _, rate := range b.opts.Rates {
+		before, err := readCounters(ctx, b.pool)
+		if err != nil {
+			return err
+		}
 		row, err := b.e2eRate(ctx, client, baseURL, worker, rate)
 		if err != nil {
 			return fmt.Errorf("rate %.0f/s: %w", rate, err)
 		}
+		created += row.Created
+		if err := b.waitAnalytics(ctx, created, max(30*time.Second, b.opts.RateDuration)); err != nil {
+			return err
+		}
+		if err := sleep(ctx, statsSettle); err != nil {
+			return err
+		}
+		after, err := readCounters(ctx, b.pool)
+		if err != nil {
+			return err
+		}
+		row.PerApplication = perApplication(after.sub(before), row.Created)
 		phase.Rows = append(phase.Rows, row)
-		b.logf("e2e %4.0f/s: %d/%d created, submit→201 p50 %.1f p99 %.1f ms, submit→SMTP p50 %.1f p99 %.1f max %.1f ms, %d missing",
-			rate, row.Created, row.Sent, row.Submit.P50, row.Submit.P99, row.Delivery.P50, row.Delivery.P99, row.Delivery.Max, row.Missing)
+		b.logf("e2e %4.0f/s: %d/%d created, submit→201 p50 %.1f p99 %.1f ms, submit→SMTP p50 %.1f p99 %.1f max %.1f ms, %d missing; per application %.2f commits, %.2f inserts, %.2f updates",
+			rate, row.Created, row.Sent, row.Submit.P50, row.Submit.P99, row.Delivery.P50, row.Delivery.P99, row.Delivery.Max, row.Missing,
+			row.PerApplication.Commits, row.PerApplication.Inserts, row.PerApplication.Updates)
 		if err := api.exited(); err != nil {
 			return err
 		}

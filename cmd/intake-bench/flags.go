@@ -14,36 +14,42 @@ import (
 
 // The phases, in the order they run.
 const (
-	phaseSubmit = "submit"
-	phaseE2E    = "e2e"
-	phaseDrain  = "drain"
-	phaseMemory = "memory"
-	phaseGrowth = "growth"
+	phaseSubmit   = "submit"
+	phaseE2E      = "e2e"
+	phaseIdle     = "idle"
+	phaseOverload = "overload"
+	phaseDrain    = "drain"
+	phaseMemory   = "memory"
+	phaseGrowth   = "growth"
 )
 
-var allPhases = []string{phaseSubmit, phaseE2E, phaseDrain, phaseMemory, phaseGrowth}
+var allPhases = []string{phaseSubmit, phaseE2E, phaseIdle, phaseOverload, phaseDrain, phaseMemory, phaseGrowth}
 
 // options are the command line, after --short has filled in what was not
 // given explicitly.
 type options struct {
-	Phases        []string      `json:"phases"`
-	Short         bool          `json:"short"`
-	ServerURL     string        `json:"-"`
-	Out           string        `json:"-"`
-	Keep          bool          `json:"-"`
-	BinDir        string        `json:"-"`
-	Quiet         bool          `json:"-"`
-	Concurrency   []int         `json:"concurrency"`
-	Duration      time.Duration `json:"-"`
-	Rates         []float64     `json:"rates"`
-	RateDuration  time.Duration `json:"-"`
-	Backlog       int           `json:"backlog"`
-	MemoryBacklog int           `json:"memory_backlog"`
-	MemoryHold    time.Duration `json:"-"`
-	GrowthRows    int           `json:"growth_rows"`
-	GrowthRounds  int           `json:"growth_rounds"`
-	DrainTimeout  time.Duration `json:"-"`
-	SMTPTLS       string        `json:"smtp_tls"`
+	Phases           []string      `json:"phases"`
+	Short            bool          `json:"short"`
+	ServerURL        string        `json:"-"`
+	Out              string        `json:"-"`
+	Keep             bool          `json:"-"`
+	BinDir           string        `json:"-"`
+	Quiet            bool          `json:"-"`
+	Concurrency      []int         `json:"concurrency"`
+	Duration         time.Duration `json:"-"`
+	Rates            []float64     `json:"rates"`
+	RateDuration     time.Duration `json:"-"`
+	Backlog          int           `json:"backlog"`
+	MemoryBacklog    int           `json:"memory_backlog"`
+	MemoryHold       time.Duration `json:"-"`
+	GrowthRows       int           `json:"growth_rows"`
+	GrowthRounds     int           `json:"growth_rounds"`
+	DrainTimeout     time.Duration `json:"-"`
+	IdleWarmup       time.Duration `json:"-"`
+	IdleDuration     time.Duration `json:"-"`
+	OverloadRate     float64       `json:"overload_rate"`
+	OverloadDuration time.Duration `json:"-"`
+	SMTPTLS          string        `json:"smtp_tls"`
 }
 
 // MarshalJSON records the options in the report, durations as text.
@@ -51,10 +57,14 @@ func (o *options) MarshalJSON() ([]byte, error) {
 	type plain options
 	return json.Marshal(struct {
 		*plain
-		Duration     string `json:"duration"`
-		RateDuration string `json:"rate_duration"`
-		MemoryHold   string `json:"memory_hold"`
-	}{(*plain)(o), o.Duration.String(), o.RateDuration.String(), o.MemoryHold.String()})
+		Duration         string `json:"duration"`
+		RateDuration     string `json:"rate_duration"`
+		MemoryHold       string `json:"memory_hold"`
+		IdleWarmup       string `json:"idle_warmup"`
+		IdleDuration     string `json:"idle_duration"`
+		OverloadDuration string `json:"overload_duration"`
+	}{(*plain)(o), o.Duration.String(), o.RateDuration.String(), o.MemoryHold.String(),
+		o.IdleWarmup.String(), o.IdleDuration.String(), o.OverloadDuration.String()})
 }
 
 func (o *options) want(phase string) bool { return slices.Contains(o.Phases, phase) }
@@ -62,7 +72,7 @@ func (o *options) want(phase string) bool { return slices.Contains(o.Phases, pha
 // needsBinaries reports whether a selected phase runs intake-api or
 // intake-worker.
 func (o *options) needsBinaries() bool {
-	return o.want(phaseSubmit) || o.want(phaseE2E) || o.want(phaseDrain) || o.want(phaseMemory)
+	return o.want(phaseSubmit) || o.want(phaseE2E) || o.want(phaseIdle) || o.want(phaseOverload) || o.want(phaseDrain) || o.want(phaseMemory)
 }
 
 // parseOptions reads args. Sizes not given explicitly take their --short
@@ -74,7 +84,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.Usage = func() {
 		fmt.Fprintln(out, "usage: intake-bench [flags]\n\n"+
 			"Creates a fresh database intake_bench_<random> on the server, measures the\n"+
-			"phases (submit, e2e, drain, memory, growth) against raw baselines, prints\n"+
+			"phases (submit, e2e, idle, overload, drain, memory, growth) against raw baselines, prints\n"+
 			"markdown tables and writes JSON. The database is dropped at the end unless\n"+
 			"--keep. The API and the worker get every INTAKE_* variable set in this\n"+
 			"environment (and GOMAXPROCS, GOGC, GOMEMLIMIT, GODEBUG), except the ones\n"+
@@ -104,6 +114,10 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.IntVar(&o.GrowthRounds, "growth-rounds", 20, "growth phase: relay rounds of 500 events timed per size (short: 3)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Minute, "longest wait for a backlog to drain before the phase fails (short: 2m)")
 	fs.StringVar(&o.SMTPTLS, "smtp-tls", "none", "e2e, drain and memory phases: none, or starttls with a certificate made for the run that the worker is told to trust (SSL_CERT_FILE)")
+	fs.DurationVar(&o.IdleWarmup, "idle-warmup", 15*time.Second, "idle phase: time after start-up before counting (short: 2s)")
+	fs.DurationVar(&o.IdleDuration, "idle-duration", 30*time.Second, "idle phase: how long commits are counted (short: 3s)")
+	fs.Float64Var(&o.OverloadRate, "overload-rate", 2000, "overload phase: open-loop submit rate per second, above what the system takes (short: 100)")
+	fs.DurationVar(&o.OverloadDuration, "overload-duration", 30*time.Second, "overload phase: how long the rate runs (short: 2s)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -128,6 +142,10 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 		short("growth-rows", func() { o.GrowthRows = 10_000 })
 		short("growth-rounds", func() { o.GrowthRounds = 3 })
 		short("drain-timeout", func() { o.DrainTimeout = 2 * time.Minute })
+		short("idle-warmup", func() { o.IdleWarmup = 2 * time.Second })
+		short("idle-duration", func() { o.IdleDuration = 3 * time.Second })
+		short("overload-rate", func() { o.OverloadRate = 100 })
+		short("overload-duration", func() { o.OverloadDuration = 2 * time.Second })
 	}
 
 	var errs []error
@@ -172,6 +190,12 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	positive("rate-duration", o.RateDuration)
 	positive("memory-hold", o.MemoryHold)
 	positive("drain-timeout", o.DrainTimeout)
+	positive("idle-warmup", o.IdleWarmup)
+	positive("idle-duration", o.IdleDuration)
+	positive("overload-duration", o.OverloadDuration)
+	if o.OverloadRate <= 0 || o.OverloadRate > 100_000 {
+		errs = append(errs, errors.New("--overload-rate must be a rate from 0 to 100000 per second"))
+	}
 	atLeast := func(name string, v, lo int) {
 		if v < lo {
 			errs = append(errs, fmt.Errorf("--%s must be at least %d", name, lo))

@@ -12,18 +12,20 @@ import (
 // Report is everything one run measured; it is the JSON file.
 // Latencies are in milliseconds, rates per second, memory in MiB.
 type Report struct {
-	StartedAt time.Time    `json:"started_at"`
-	Seconds   float64      `json:"seconds"`
-	Database  string       `json:"database"`
-	Machine   Machine      `json:"machine"`
-	Options   *options     `json:"options"`
-	Worker    WorkerConfig `json:"worker"`
-	Submit    *SubmitPhase `json:"submit,omitempty"`
-	E2E       *E2EPhase    `json:"e2e,omitempty"`
-	Drain     *DrainPhase  `json:"drain,omitempty"`
-	Memory    *MemoryPhase `json:"memory,omitempty"`
-	Growth    *GrowthPhase `json:"growth,omitempty"`
-	Error     string       `json:"error,omitempty"`
+	StartedAt time.Time      `json:"started_at"`
+	Seconds   float64        `json:"seconds"`
+	Database  string         `json:"database"`
+	Machine   Machine        `json:"machine"`
+	Options   *options       `json:"options"`
+	Worker    WorkerConfig   `json:"worker"`
+	Submit    *SubmitPhase   `json:"submit,omitempty"`
+	E2E       *E2EPhase      `json:"e2e,omitempty"`
+	Idle      *IdlePhase     `json:"idle,omitempty"`
+	Overload  *OverloadPhase `json:"overload,omitempty"`
+	Drain     *DrainPhase    `json:"drain,omitempty"`
+	Memory    *MemoryPhase   `json:"memory,omitempty"`
+	Growth    *GrowthPhase   `json:"growth,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // Machine is where the figures were taken.
@@ -107,6 +109,44 @@ type E2ERow struct {
 	// to the SMTP sink's acceptance (250 after DATA).
 	Submit   Latency `json:"submit_201"`
 	Delivery Latency `json:"submit_to_smtp"`
+	// PerApplication is the database's work (pg_stat_database) from the
+	// rate's start until its emails and analytics records were all done,
+	// over the applications created.
+	PerApplication PerApplication `json:"per_application"`
+}
+
+// IdlePhase: one API and one worker with nothing to do.
+type IdlePhase struct {
+	WarmupSeconds    float64       `json:"warmup_seconds"`
+	Seconds          float64       `json:"seconds"`
+	Commits          int64         `json:"commits"`
+	CommitsPerSecond float64       `json:"commits_per_second"`
+	Peak             []ProcessPeak `json:"peak_rss"`
+}
+
+// OverloadPhase: open-loop submits above capacity, with a worker running.
+type OverloadPhase struct {
+	Rate    float64 `json:"rate"`
+	Seconds float64 `json:"seconds"`
+	Sent    int     `json:"sent"`
+	// Codes counts the answers by HTTP status ("error": no answer).
+	Codes      map[string]int `json:"codes"`
+	FirstError string         `json:"first_error,omitempty"`
+	// ShedWithoutRetryAfter are 503s and 429s without Retry-After.
+	ShedWithoutRetryAfter int `json:"shed_without_retry_after"`
+	// Answer is intended send time to the answer, whatever its status.
+	Answer        Latency `json:"answer"`
+	OverOneSecond int     `json:"over_one_second"`
+	Accepted      int     `json:"accepted"`
+	Stored        int     `json:"stored"`
+	// AcceptedMissing were answered 201 but are not in the database.
+	AcceptedMissing int `json:"accepted_missing"`
+	// DrainSeconds is from the end of the load to the last accepted
+	// application's email; Undelivered had none when the phase ended.
+	DrainSeconds float64       `json:"drain_seconds"`
+	Undelivered  int           `json:"undelivered"`
+	APIPeakMiB   float64       `json:"api_peak_mib"`
+	Peak         []ProcessPeak `json:"peak_rss"`
 }
 
 // DrainPhase: a backlog drained by one worker, against River working
@@ -222,9 +262,40 @@ func (r *Report) writeMarkdown(w io.Writer) {
 			rows = append(rows, []string{
 				f0(x.Rate), fmt.Sprintf("%d / %d", x.Created, x.Sent), lat4(x.Submit),
 				fmt.Sprintf("%d (%d missing)", x.Delivered, x.Missing), lat4(x.Delivery),
+				fmt.Sprintf("%.2f / %.2f / %.2f", x.PerApplication.Commits, x.PerApplication.Inserts, x.PerApplication.Updates),
 			})
 		}
-		table(w, []string{"rate/s", "201 / sent", "submit→201 p50/p95/p99/max", "delivered", "submit→SMTP p50/p95/p99/max"}, rows)
+		table(w, []string{"rate/s", "201 / sent", "submit→201 p50/p95/p99/max", "delivered", "submit→SMTP p50/p95/p99/max", "per application: commits / inserts / updates"}, rows)
+	}
+
+	if i := r.Idle; i != nil {
+		fmt.Fprintf(w, "\n### Idle cost (one API and one worker, nothing to do)\n\n")
+		table(w, []string{"warm-up s", "counted s", "commits", "**commits/s**"}, [][]string{{
+			f0(i.WarmupSeconds), f1(i.Seconds), fmt.Sprintf("%d", i.Commits), f2(i.CommitsPerSecond),
+		}})
+	}
+
+	if o := r.Overload; o != nil {
+		fmt.Fprintf(w, "\n### Overload (open loop above capacity, worker running)\n\n")
+		codes := make([]string, 0, len(o.Codes))
+		for _, c := range []string{"201", "503", "429", "error"} {
+			if n, ok := o.Codes[c]; ok {
+				codes = append(codes, fmt.Sprintf("%s: %d", c, n))
+			}
+		}
+		for c, n := range o.Codes {
+			if c != "201" && c != "503" && c != "429" && c != "error" {
+				codes = append(codes, fmt.Sprintf("%s: %d", c, n))
+			}
+		}
+		table(w, []string{"rate/s × s", "sent", "answers", "answer p50/p95/p99/max ms", "over 1 s", "API peak RSS MiB", "accepted / stored / lost", "drain after s"}, [][]string{{
+			fmt.Sprintf("%.0f × %.0f", o.Rate, o.Seconds), itoa(o.Sent), strings.Join(codes, ", "), lat4(o.Answer),
+			itoa(o.OverOneSecond), f1(o.APIPeakMiB), fmt.Sprintf("%d / %d / %d", o.Accepted, o.Stored, o.AcceptedMissing),
+			fmt.Sprintf("%.1f (%d undelivered)", o.DrainSeconds, o.Undelivered),
+		}})
+		if o.ShedWithoutRetryAfter > 0 || o.FirstError != "" {
+			fmt.Fprintf(w, "\nshed without Retry-After: %d; first transport error: %s\n", o.ShedWithoutRetryAfter, o.FirstError)
+		}
 	}
 
 	if d := r.Drain; d != nil {

@@ -90,6 +90,27 @@ func TestRunShort(t *testing.T) {
 	require.Positive(t, e.Submit.Max)
 	require.Positive(t, e.Delivery.P50)
 	positivePeaks("e2e", r.E2E.Peak, 2)
+	// Every application inserts at least its row, event, key, jobs, ledger
+	// row and analytics record, and commits at least its submit.
+	require.GreaterOrEqual(t, e.PerApplication.Inserts, 7.0)
+	require.GreaterOrEqual(t, e.PerApplication.Commits, 1.0)
+	require.Positive(t, e.PerApplication.Updates)
+
+	require.NotNil(t, r.Idle, "idle phase")
+	require.Positive(t, r.Idle.Seconds)
+	require.Positive(t, r.Idle.CommitsPerSecond, "River's leader and the polls commit even when idle")
+	positivePeaks("idle", r.Idle.Peak, 2)
+
+	require.NotNil(t, r.Overload, "overload phase")
+	o := r.Overload
+	require.Positive(t, o.Sent)
+	require.Positive(t, o.Accepted)
+	require.Equal(t, o.Accepted, o.Codes["201"])
+	require.Zero(t, o.AcceptedMissing, "every 201 is stored")
+	require.Zero(t, o.Undelivered, "every accepted application's email goes out")
+	require.Zero(t, o.ShedWithoutRetryAfter)
+	require.Positive(t, o.Answer.Max)
+	positivePeaks("overload", o.Peak, 2)
 
 	require.NotNil(t, r.Drain, "drain phase")
 	d := r.Drain

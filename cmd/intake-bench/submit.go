@@ -272,32 +272,55 @@ func (b *bench) systemSubmit(ctx context.Context, client *http.Client, baseURL s
 // post submits one application with a unique key and email and returns
 // the new application's id.
 func (b *bench) post(ctx context.Context, client *http.Client, baseURL, tag string) (string, error) {
+	res, err := b.submit(ctx, client, baseURL, tag)
+	if err != nil {
+		return "", err
+	}
+	if res.status != http.StatusCreated {
+		return "", fmt.Errorf("status %d: %.200s", res.status, res.body)
+	}
+	return res.id, nil
+}
+
+// submitResult is the API's answer to one application.
+type submitResult struct {
+	status     int
+	retryAfter string
+	id         string // for a 201
+	body       []byte
+}
+
+// submit posts a new application (its own key and email) and returns the
+// answer, whatever its status.
+func (b *bench) submit(ctx context.Context, client *http.Client, baseURL, tag string) (submitResult, error) {
 	n := strconv.FormatInt(b.next(), 10)
 	body := `{"full_name":"` + benchName + `","email":"` + tag + "-" + n + `@example.com","phone":"` + benchPhone +
 		`","links":["` + benchLink + `"]}`
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/jobs/"+benchSlug+"/applications", strings.NewReader(body))
 	if err != nil {
-		return "", err
+		return submitResult{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", tag+"-"+b.runID+"-"+n)
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return submitResult{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return "", err
+		return submitResult{}, err
 	}
+	res := submitResult{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), body: data}
 	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("status %d: %.200s", resp.StatusCode, data)
+		return res, nil
 	}
 	var created struct {
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(data, &created); err != nil || created.ID == "" {
-		return "", errors.New("201 without an id")
+		return res, errors.New("201 without an id")
 	}
-	return created.ID, nil
+	res.id = created.ID
+	return res, nil
 }

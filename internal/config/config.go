@@ -48,6 +48,15 @@ type Config struct {
 	// AdminAuthFailures is how many failed admin authentications a client
 	// address may make per minute (0: no limit).
 	AdminAuthFailures int
+	// SubmitConcurrency bounds the submits one API process works on at
+	// once (INTAKE_SUBMIT_CONCURRENCY; 0 there means DBMaxConns, filled in
+	// here). A submit beyond it waits up to SubmitWait for a turn, then is
+	// answered 503 overloaded.
+	SubmitConcurrency int
+	SubmitWait        time.Duration
+	// DBAcquireTimeout bounds how long an API transaction waits for a
+	// free pool connection before it is answered 503 overloaded.
+	DBAcquireTimeout time.Duration
 
 	SMTPHost     string
 	SMTPPort     int
@@ -118,6 +127,9 @@ var Vars = []Var{
 	{Name: "INTAKE_RATE_LIMIT", Default: "5", Help: "public submits per second per client address (0 disables)"},
 	{Name: "INTAKE_RATE_BURST", Default: "20", Help: "burst allowed above INTAKE_RATE_LIMIT"},
 	{Name: "INTAKE_ADMIN_AUTH_FAILURES", Default: "10", Help: "failed admin API authentications per minute per client address (0 disables the limit)"},
+	{Name: "INTAKE_SUBMIT_CONCURRENCY", Default: "0", Help: "submits one API process works on at once (0: INTAKE_DB_MAX_CONNS; at most INTAKE_DB_MAX_CONNS)"},
+	{Name: "INTAKE_SUBMIT_WAIT", Default: "100ms", Help: "how long a submit beyond INTAKE_SUBMIT_CONCURRENCY waits for a turn before 503 overloaded (0: none)"},
+	{Name: "INTAKE_DB_ACQUIRE_TIMEOUT", Default: "500ms", Help: "how long an API transaction waits for a free database connection before 503 overloaded"},
 	{Name: "INTAKE_TRUST_PROXY", Default: "false", Help: "take the client address from X-Forwarded-For (only behind a proxy that sets it)"},
 	{Name: "INTAKE_SMTP_HOST", Default: "127.0.0.1", Help: "SMTP server host"},
 	{Name: "INTAKE_SMTP_PORT", Default: "1025", Help: "SMTP server port"},
@@ -133,8 +145,8 @@ var Vars = []Var{
 	{Name: "INTAKE_EMAIL_CONCURRENCY", Default: "20", Help: "confirmation emails sent at once per worker"},
 	{Name: "INTAKE_ANALYTICS_CONCURRENCY", Default: "20", Help: "analytics records sent at once per worker (own queue, so a sink outage never delays email)"},
 	{Name: "INTAKE_FETCH_COOLDOWN", Default: "10ms", Help: "least time between two job fetches of one queue (River's default, 100ms, caps a queue at 10 fetches/s)"},
-	{Name: "INTAKE_FETCH_POLL_INTERVAL", Default: "250ms", Help: "how often a queue looks for jobs when no insert notification arrived"},
-	{Name: "INTAKE_RELAY_POLL_INTERVAL", Default: "1s", Help: "how often the relay looks for events when no notification woke it"},
+	{Name: "INTAKE_FETCH_POLL_INTERVAL", Default: "2s", Help: "how often a queue looks for jobs when no insert notification arrived (a fallback: every relay round notifies)"},
+	{Name: "INTAKE_RELAY_POLL_INTERVAL", Default: "2s", Help: "how often the relay looks for events when no notification woke it (a fallback: every submit notifies)"},
 	{Name: "INTAKE_RELAY_BATCH", Default: "500", Help: "events the relay dispatches per transaction"},
 	{Name: "INTAKE_SMTP_TIMEOUT", Default: "10s", Help: "timeout for the SMTP dial and for each SMTP command's reply; the whole send ends with its job's INTAKE_JOB_TIMEOUT"},
 	{Name: "INTAKE_JOB_TIMEOUT", Default: "30s", Help: "longest a job may run before it is cancelled and retried; bounds every email send"},
@@ -184,6 +196,22 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RateBurst = r.intIn("INTAKE_RATE_BURST", 1, 1e6)
 	c.TrustProxy = r.boolean("INTAKE_TRUST_PROXY")
 	c.AdminAuthFailures = r.intIn("INTAKE_ADMIN_AUTH_FAILURES", 0, 1e6)
+	c.SubmitConcurrency = r.intIn("INTAKE_SUBMIT_CONCURRENCY", 0, 1000)
+	if c.SubmitConcurrency > int(c.DBMaxConns) && r.ok("INTAKE_SUBMIT_CONCURRENCY", "INTAKE_DB_MAX_CONNS") {
+		// More submits at once than connections would only queue on the pool.
+		r.fail("INTAKE_SUBMIT_CONCURRENCY", "must not exceed INTAKE_DB_MAX_CONNS")
+	}
+	if c.SubmitConcurrency == 0 {
+		c.SubmitConcurrency = int(c.DBMaxConns)
+	}
+	c.SubmitWait = r.duration("INTAKE_SUBMIT_WAIT", 0, time.Minute)
+	if c.SubmitWait >= c.RequestTimeout && r.ok("INTAKE_SUBMIT_WAIT", "INTAKE_REQUEST_TIMEOUT") {
+		r.fail("INTAKE_SUBMIT_WAIT", "must be shorter than INTAKE_REQUEST_TIMEOUT")
+	}
+	c.DBAcquireTimeout = r.duration("INTAKE_DB_ACQUIRE_TIMEOUT", time.Millisecond, time.Minute)
+	if c.DBAcquireTimeout >= c.RequestTimeout && r.ok("INTAKE_DB_ACQUIRE_TIMEOUT", "INTAKE_REQUEST_TIMEOUT") {
+		r.fail("INTAKE_DB_ACQUIRE_TIMEOUT", "must be shorter than INTAKE_REQUEST_TIMEOUT")
+	}
 
 	c.SMTPHost = r.str("INTAKE_SMTP_HOST")
 	if c.SMTPHost == "" {
@@ -294,6 +322,9 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("DATABASE_URL", redactDatabaseURL(c.DatabaseURL)),
 		slog.Int("INTAKE_DB_MAX_CONNS", int(c.DBMaxConns)),
+		slog.Int("INTAKE_SUBMIT_CONCURRENCY", c.SubmitConcurrency),
+		slog.String("INTAKE_SUBMIT_WAIT", c.SubmitWait.String()),
+		slog.String("INTAKE_DB_ACQUIRE_TIMEOUT", c.DBAcquireTimeout.String()),
 		slog.String("INTAKE_HTTP_ADDR", c.HTTPAddr),
 		slog.String("INTAKE_PUBLIC_URL", c.PublicURL.String()),
 		slog.String("INTAKE_STATUS_SECRET", "xxxxx"), // required, so always set

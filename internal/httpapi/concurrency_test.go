@@ -8,17 +8,28 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/testkit"
 )
+
+// queueSubmits has the API queue every submit of a burst instead of
+// shedding past INTAKE_SUBMIT_CONCURRENCY (TestSubmitShedsPastTheBound):
+// these tests are about what the burst stores, so every client must get
+// through.
+var queueSubmits = &testkit.APIOpts{Configure: func(c *config.Config) {
+	c.SubmitWait = 5 * time.Second
+	c.DBAcquireTimeout = 5 * time.Second
+}}
 
 // 100 clients send the same request with the same key at the same moment:
 // exactly one application and one event, and every client gets the same 201.
 func TestSubmitSameKeyConcurrently(t *testing.T) {
 	t.Parallel()
-	api := testkit.StartAPI(t, nil)
+	api := testkit.StartAPI(t, queueSubmits)
 	slug := api.CreatePosting(t, "go-engineer")
 
 	const clients = 100
@@ -58,7 +69,7 @@ func TestSubmitSameKeyConcurrently(t *testing.T) {
 // about it.
 func TestSubmitSameEmailConcurrently(t *testing.T) {
 	t.Parallel()
-	api := testkit.StartAPI(t, nil)
+	api := testkit.StartAPI(t, queueSubmits)
 	slug := api.CreatePosting(t, "go-engineer")
 
 	const clients = 50

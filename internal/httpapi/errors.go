@@ -60,6 +60,10 @@ func (e *rateLimitedError) Error() string { return "rate limit exceeded" }
 // server, short enough that a client comes back soon after.
 const unavailableRetryAfter = 2
 
+// Retry-After for a shed request: an overload passes or it does not, and a
+// second is long against the milliseconds a submit takes.
+const overloadedRetryAfter = 1
+
 // problemFor is the one place where errors become HTTP statuses. Only what it
 // cannot place (a 500) is logged as an error by errorHandler.
 func problemFor(err error) problem {
@@ -140,6 +144,10 @@ func problemFor(err error) problem {
 	case errors.Is(err, application.ErrIdempotencyKeyInFlight):
 		return problem{Type: "idempotency-key-in-flight", Title: "Request in progress", Status: http.StatusConflict,
 			Detail: "A request with this Idempotency-Key is still being processed; retry after Retry-After seconds.", retryAfter: 1}
+	case errors.Is(err, errOverloaded), errors.Is(err, postgres.ErrBusy):
+		return problem{Type: "overloaded", Title: "Overloaded", Status: http.StatusServiceUnavailable,
+			Detail:     "Too many requests are being worked on; nothing was stored. Retry with the same Idempotency-Key after Retry-After seconds.",
+			retryAfter: overloadedRetryAfter}
 	case errors.Is(err, application.ErrUnavailable):
 		return problem{Type: "unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
 			Detail: "The database is unavailable; nothing was stored. Retry with the same Idempotency-Key.", retryAfter: unavailableRetryAfter}
@@ -177,6 +185,9 @@ func errorHandler(logger *slog.Logger, employer application.Employer) echo.HTTPE
 		}
 		p := problemFor(err)
 		switch {
+		case p.Type == "overloaded":
+			// Counted in intake_submits_total{outcome="overloaded"}; a line
+			// per shed request would cost what shedding saves.
 		case p.Status == http.StatusServiceUnavailable:
 			logger.Warn("request failed: database unavailable", "request_id", requestIDOf(c), "err", err)
 		case p.Status >= 500:

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/intake/intake/internal/application"
+	"github.com/intake/intake/internal/postgres"
 )
 
 // Metrics are the API's Prometheus metrics. Every label value comes from a
@@ -30,6 +31,7 @@ const (
 	outcomeInvalid     = "invalid" // malformed request: body, key, media type, size, CSRF
 	outcomeRateLimited = "rate_limited"
 	outcomeUnavailable = "unavailable"
+	outcomeOverloaded  = "overloaded"
 	outcomeInFlight    = "in_flight"
 	outcomeKeyReused   = "key_reused"
 	outcomeNotFound    = "not_found"
@@ -39,7 +41,7 @@ const (
 
 var submitOutcomes = []string{
 	outcomeCreated, outcomeReplayed, outcomeDuplicate, outcomeValidation, outcomeInvalid, outcomeRateLimited,
-	outcomeUnavailable, outcomeInFlight, outcomeKeyReused, outcomeNotFound, outcomeClosed, outcomeError,
+	outcomeUnavailable, outcomeOverloaded, outcomeInFlight, outcomeKeyReused, outcomeNotFound, outcomeClosed, outcomeError,
 }
 
 // NewMetrics registers the API's metrics with reg.
@@ -150,6 +152,8 @@ func outcomeForStatus(status int, err error) string {
 	switch {
 	case errors.Is(err, application.ErrPostingClosed):
 		return outcomeClosed
+	case errors.Is(err, errOverloaded), errors.Is(err, postgres.ErrBusy):
+		return outcomeOverloaded
 	case status == http.StatusNotFound:
 		return outcomeNotFound
 	case status == http.StatusConflict:

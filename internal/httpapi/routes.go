@@ -30,8 +30,10 @@ func addRoutes(e *echo.Echo, d Deps) {
 		securityHeaders(d.Config.Employer),
 		pathParams(),
 	)
-	// One limiter for both ways to apply, so the form is no way around it.
+	// One limiter for both ways to apply, so the form is no way around it,
+	// and one bound on the submits in flight.
 	limitSubmits := rateLimit(d.Config.RateLimit, d.Config.RateBurst)
+	shed := shedSubmits(d.Config.SubmitConcurrency, d.Config.SubmitWait)
 
 	// Every GET route answers HEAD too (getHead), as RFC 9110 asks and
 	// uptime monitors expect: same status and headers, no body.
@@ -46,14 +48,14 @@ func addRoutes(e *echo.Echo, d Deps) {
 	pages := e.Group("", deadline(d.Config.RequestTimeout), bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
 	pages.Match(getHead, "/", handleHome(d.Store, d.Config.Employer))
 	pages.Match(getHead, "/jobs/:slug", handlePostingPage(d.Store, d.Config.Employer, d.Config.MaxCVBytes))
-	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), countSubmits(d.Metrics), limitSubmits)
+	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), countSubmits(d.Metrics), limitSubmits, shed)
 	pages.Match(getHead, "/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens, d.Config.Employer))
 
 	// Public JSON API.
 	api := e.Group("/api/v1", deadline(d.Config.RequestTimeout), noStore())
 	api.Match(getHead, "/jobs", handleListJobs(d.Store))
 	api.Match(getHead, "/jobs/:slug", handleGetJob(d.Store))
-	api.POST("/jobs/:slug/applications", handleSubmit(d.Store, d.Waker, d.Now, d.Config), countSubmits(d.Metrics), limitSubmits)
+	api.POST("/jobs/:slug/applications", handleSubmit(d.Store, d.Waker, d.Now, d.Config), countSubmits(d.Metrics), limitSubmits, shed)
 	api.Match(getHead, "/applications/:id/status", handleStatus(d.Store, d.Config.StatusTokens))
 
 	// Admin API: every route authenticates by bearer token (adminAuth) and

@@ -136,14 +136,18 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		ID:         s.ClientID,
 		Middleware: middleware,
 		Queues: map[string]river.QueueConfig{
-			QueueEmail:     {MaxWorkers: s.EmailConcurrency},
-			QueueAnalytics: {MaxWorkers: s.AnalyticsConcurrency},
+			QueueEmail:     {MaxWorkers: s.EmailConcurrency, FetchCooldown: s.FetchCooldown},
+			QueueAnalytics: {MaxWorkers: s.AnalyticsConcurrency, FetchCooldown: s.FetchCooldown},
 			// Periodic checks: few and short, kept off the email queue.
-			QueueMaintenance: {MaxWorkers: 2},
+			QueueMaintenance: {MaxWorkers: 2, FetchCooldown: s.FetchCooldown},
 		},
-		PeriodicJobs:         periodicJobs,
-		Workers:              workers,
-		FetchCooldown:        s.FetchCooldown,
+		PeriodicJobs: periodicJobs,
+		Workers:      workers,
+		// The client's cooldown is also the least time between two insert
+		// notifications for one queue (River's notify limiter), while the
+		// queues above keep their own fetch cooldown. See
+		// insertNotifyCooldown.
+		FetchCooldown:        insertNotifyCooldown,
 		FetchPollInterval:    s.FetchPollInterval,
 		JobTimeout:           s.JobTimeout,
 		RescueStuckJobsAfter: s.RescueAfter,
@@ -157,6 +161,16 @@ func NewClient(pool *pgxpool.Pool, d Deps, s Settings) (*river.Client[pgx.Tx], e
 		DiscardedJobRetentionPeriod: DiscardedJobRetention,
 	})
 }
+
+// insertNotifyCooldown is the least time between two of this client's
+// insert notifications for one queue. River sends at most one per client
+// FetchCooldown; a relay round inserted within that time of the previous
+// one then wakes no producer when it commits, and its jobs wait for the
+// next round's notification or the fetch poll. At 1 ms (River's minimum)
+// every round but back-to-back batches of a backlog notifies, so the poll
+// is a fallback only and can be slow (Settings.FetchPollInterval), which
+// is what keeps an idle worker cheap.
+const insertNotifyCooldown = time.Millisecond
 
 // periodic runs a job of args' kind on the leader every interval, and once
 // when a leader starts, under the kind as its periodic id.

@@ -30,7 +30,7 @@ func (s *Store) audited(ctx context.Context, c access.Caller, action, targetType
 // (River's job table) and records a detail on its audit row.
 func (s *Store) auditedTx(ctx context.Context, c access.Caller, action, targetType string, fn func(tx pgx.Tx, q *dbsqlc.Queries) (target, detail string, err error)) error {
 	var target, detail string
-	err := classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := classify(s.beginFunc(ctx, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		if err := lockCaller(ctx, q, c); err != nil {
 			return err

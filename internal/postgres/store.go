@@ -2,6 +2,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +17,23 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	q    *dbsqlc.Queries
+	// acquireTimeout, when set, bounds the wait for a pool connection at
+	// the start of a transaction (WithAcquireTimeout).
+	acquireTimeout time.Duration
+}
+
+// ErrBusy is returned when no pool connection came free within the
+// store's acquire timeout: the process has more work than connections.
+// Nothing was done; the API answers 503 overloaded.
+var ErrBusy = errors.New("no database connection free")
+
+// WithAcquireTimeout returns a store whose transactions wait at most d for
+// a pool connection, then fail with ErrBusy instead of queueing behind
+// every other request (the API's choice: answer soon, or say "later").
+func (s *Store) WithAcquireTimeout(d time.Duration) *Store {
+	c := *s
+	c.acquireTimeout = d
+	return &c
 }
 
 // NewStore returns a store over pool.
@@ -29,7 +49,26 @@ func (s *Store) Ping(ctx context.Context) error {
 // withTx runs fn in a transaction: committed when fn returns nil, rolled back
 // otherwise (and when the commit itself fails, nothing is kept).
 func (s *Store) withTx(ctx context.Context, fn func(q *dbsqlc.Queries) error) error {
-	return classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return classify(s.beginFunc(ctx, func(tx pgx.Tx) error {
 		return fn(s.q.WithTx(tx))
 	}))
+}
+
+// beginFunc is pgx.BeginFunc on a connection acquired within the store's
+// acquire timeout, when it has one.
+func (s *Store) beginFunc(ctx context.Context, fn func(pgx.Tx) error) error {
+	if s.acquireTimeout <= 0 {
+		return pgx.BeginFunc(ctx, s.pool, fn)
+	}
+	acquireCtx, cancel := context.WithTimeout(ctx, s.acquireTimeout)
+	conn, err := s.pool.Acquire(acquireCtx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(acquireCtx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w within %s", ErrBusy, s.acquireTimeout)
+		}
+		return err
+	}
+	defer conn.Release()
+	return pgx.BeginFunc(ctx, conn, fn)
 }

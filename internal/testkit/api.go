@@ -107,7 +107,7 @@ func StartAPI(tb testing.TB, opts *APIOpts) *API {
 	if err != nil {
 		tb.Fatalf("migrator: %v", err)
 	}
-	store := postgres.NewStore(pool)
+	store := postgres.NewStore(pool).WithAcquireTimeout(cfg.DBAcquireTimeout)
 	waker := postgres.NewWaker(pool, logger, 5*time.Millisecond)
 	wakerCtx, stopWaker := context.WithCancel(ctx)
 	var wg sync.WaitGroup
