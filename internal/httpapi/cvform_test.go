@@ -2,9 +2,14 @@ package httpapi_test
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -129,5 +134,79 @@ func TestApplyFormMultipartNeedsCSRFToken(t *testing.T) {
 	fields.Del("csrf_token")
 	res := b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, nil)
 	require.Equal(t, http.StatusForbidden, res.Status, res.Body)
+	requireNothingStored(t, api)
+}
+
+// gatedReader gives the first open bytes of a request body at once and
+// the rest only once released: a server that answers while the reader is
+// held has not waited for the rest of the body.
+type gatedReader struct {
+	r        io.Reader
+	open     int64
+	n        atomic.Int64
+	release  chan struct{}
+	released sync.Once
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	switch got := g.n.Load(); {
+	case got >= g.open:
+		<-g.release
+	case int64(len(p)) > g.open-got:
+		p = p[:g.open-got]
+	}
+	n, err := g.r.Read(p)
+	g.n.Add(int64(n))
+	return n, err
+}
+
+func (g *gatedReader) Release() { g.released.Do(func() { close(g.release) }) }
+
+// The limiter decides on the form's post before its multipart body is
+// read: a client over its allowance costs the server no megabytes of CV,
+// and a post with a forged token (403) uses up the allowance as any other.
+func TestApplyFormRateLimitedBeforeBodyRead(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, &testkit.APIOpts{Configure: func(c *config.Config) {
+		c.MaxCVBytes = 4 << 20
+		c.RateLimit = 0.001
+		c.RateBurst = 1
+	}})
+	api.CreatePosting(t, "go-engineer")
+	b := newBrowser(t, api)
+	hidden := formFields(t, b.get("/jobs/go-engineer").Body)
+	fields := fillIn(hidden, "Ada Lovelace", "ada@example.com")
+
+	big := bytes.Repeat([]byte("a"), 4<<20-10)
+	// The forged post's body is read whole (csrf has to); the second is
+	// held after its first megabyte.
+	post := func(token string, open int64) (int, int64) {
+		fields.Set("csrf_token", token)
+		var parts []part
+		for _, name := range formOrder {
+			parts = append(parts, part{name: name, body: []byte(fields.Get(name))})
+		}
+		parts = append(parts, part{name: "cv", filename: "cv.txt", contentType: "text/plain", body: big})
+		body, ct := multipartBody(t, parts...)
+		g := &gatedReader{r: strings.NewReader(body), open: open, release: make(chan struct{})}
+		// A server that waits for the whole body gets it after a generous
+		// while, and the test fails on the bytes it took.
+		timer := time.AfterFunc(20*time.Second, g.Release)
+		defer timer.Stop()
+		defer g.Release()
+		req, err := http.NewRequest(http.MethodPost, api.URL+"/jobs/go-engineer/apply", g)
+		require.NoError(t, err)
+		req.ContentLength = int64(len(body))
+		req.Header.Set("Content-Type", ct)
+		res := b.do(req)
+		timer.Stop()
+		g.Release()
+		return res.Status, g.n.Load()
+	}
+	st, _ := post("forged", 8<<20)
+	require.Equal(t, http.StatusForbidden, st)
+	st, n := post(hidden.Get("csrf_token"), 1<<20)
+	require.Equal(t, http.StatusTooManyRequests, st, "the forged post used up the burst of 1")
+	require.LessOrEqual(t, n, int64(1<<20), "the limiter answers before the body is read")
 	requireNothingStored(t, api)
 }
