@@ -215,7 +215,7 @@ func answerProblem(q Question, raw any) string {
 		case !visible(s):
 			return "must have visible characters"
 		case hasDirectionOverride(s):
-			return "must not contain text-direction override, embedding or isolate characters (U+202A to U+202E, U+2066 to U+2069)"
+			return noDirectionOverride
 		}
 	case KindChoice:
 		for _, c := range q.Choices {
