@@ -367,7 +367,9 @@ func handleAdminCV(store *postgres.Store) echo.HandlerFunc {
 			return err
 		}
 		h := c.Response().Header()
-		h.Set(echo.HeaderContentDisposition, contentDisposition(f.Filename))
+		// SafeName again: a name stored before it tied the extension to
+		// the content is downloaded by today's rule too.
+		h.Set(echo.HeaderContentDisposition, contentDisposition(cvfile.SafeName(f.Filename, f.ContentType)))
 		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
 		return c.Blob(http.StatusOK, f.ContentType, f.Content)
 	}

@@ -303,3 +303,33 @@ func TestSubmitWithCVFailingLeavesNoFile(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
 	require.Equal(t, 1, api.Count(t, "application_files"))
 }
+
+// A CV is stored and downloaded under a name ending in the extension of
+// the kind its content was recognised as, whatever extension it was sent
+// with, and without format characters that reorder what a name shows.
+func TestCVNameEndsInRecognisedKind(t *testing.T) {
+	t.Parallel()
+	api, slug := cvSetup(t)
+	_, viewer := mint(t, api, access.RoleViewer)
+	for i, tc := range []struct{ sent, want string }{
+		{"cv.html", "cv.txt"},
+		{"cv.bat", "cv.txt"},
+		{"cv\u202efdp.hta", "cvfdp.txt"},
+		{"cv.svg", "cv.txt"},
+		{"cv", "cv.txt"},
+		{"notes.TXT", "notes.TXT"},
+	} {
+		res := submitMultipart(t, api, slug, fmt.Sprintf("k-%d", i),
+			jsonPart(strings.Replace(validBody, "ada@", fmt.Sprintf("ada%d@", i), 1)),
+			cvPart(tc.sent, "text/html", []byte("<script>alert(document.domain)</script>\r\n@echo off\r\n")))
+		require.Equal(t, http.StatusCreated, res.Status, "%s: %s", tc.sent, res.Body)
+		var r receipt
+		require.NoError(t, json.Unmarshal(res.Body, &r))
+		var stored string
+		require.NoError(t, api.Pool.QueryRow(t.Context(), `SELECT filename FROM application_files WHERE application_id = $1`, r.ID).Scan(&stored))
+		require.Equal(t, tc.want, stored, tc.sent)
+		dl := as(t, api, viewer, http.MethodGet, "/api/v1/admin/applications/"+r.ID+"/cv", "")
+		require.Equal(t, http.StatusOK, dl.Status)
+		require.Equal(t, `attachment; filename="`+tc.want+`"; filename*=UTF-8''`+tc.want, dl.Header.Get("Content-Disposition"), tc.sent)
+	}
+}
