@@ -41,6 +41,15 @@ func (e *cvTooLargeError) Error() string { return "the CV is larger than " + siz
 // form fields) and its CV, for the parts' headers and boundaries.
 const multipartOverhead = 64 << 10
 
+// submitBodyBytes is what a submit's fields (the JSON body, or the form's
+// text) may take: INTAKE_MAX_BODY_BYTES, and the answers' worst case on
+// top, so that answers within every per-question limit are never refused
+// for the body's size (20 long answers of 5,000 characters are up to
+// 400,000 bytes of UTF-8).
+func submitBodyBytes(cfg config.Config) int64 {
+	return cfg.MaxBodyBytes + application.MaxAnswersBytes
+}
+
 // maxParts bounds the parts of one body: a form has a dozen fields, so a
 // body of thousands of empty parts is an attack, not an application.
 const maxParts = 200
@@ -70,7 +79,7 @@ func isMultipart(r *http.Request) bool {
 }
 
 // readMultipart reads a multipart/form-data body in one pass: at most
-// cfg.MaxBodyBytes of text parts in all, and one file part "cv" of at most
+// submitBodyBytes of text parts in all, and one file part "cv" of at most
 // cfg.MaxCVBytes. A CV over its limit is read to its end and dropped
 // (upload.tooLarge), so the other fields are still there to answer with; a
 // body that goes over the whole limit inside the CV stops there, with the
@@ -82,10 +91,10 @@ func readMultipart(c echo.Context, cfg config.Config) (*multipartForm, error) {
 	if err != nil || params["boundary"] == "" {
 		return nil, &badRequestError{detail: "malformed multipart body: no boundary"}
 	}
-	body := http.MaxBytesReader(c.Response(), r.Body, cfg.MaxBodyBytes+cfg.MaxCVBytes+multipartOverhead)
+	body := http.MaxBytesReader(c.Response(), r.Body, submitBodyBytes(cfg)+cfg.MaxCVBytes+multipartOverhead)
 	mr := multipart.NewReader(body, params["boundary"])
 	form := &multipartForm{values: map[string][]string{}}
-	textLeft := cfg.MaxBodyBytes
+	textLeft := submitBodyBytes(cfg)
 	cvSeen := false
 	for parts := 0; ; parts++ {
 		p, err := mr.NextPart()
@@ -161,13 +170,13 @@ func multipartReadError(err error) error {
 // part "cv". Any other part, or a part sent twice, is refused by name.
 func decodeSubmit(c echo.Context, cfg config.Config, dst any) (*upload, error) {
 	if !isMultipart(c.Request()) {
-		err := decodeJSON(c, cfg.MaxBodyBytes, dst)
+		err := decodeJSON(c, submitBodyBytes(cfg), dst)
 		if errors.Is(err, errUnsupportedMediaType) {
 			return nil, errSubmitMediaType
 		}
 		return nil, err
 	}
-	if c.Request().ContentLength > cfg.MaxBodyBytes+cfg.MaxCVBytes+multipartOverhead {
+	if c.Request().ContentLength > submitBodyBytes(cfg)+cfg.MaxCVBytes+multipartOverhead {
 		return nil, errBodyTooLarge
 	}
 	form, err := readMultipart(c, cfg)

@@ -55,7 +55,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 	// A post refused by csrf is then counted against the client too.
 	e.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config),
 		deadline(d.Config.RequestTimeout), countSubmits(d.Metrics), limitSubmits, shed,
-		bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
+		bodyLimit(submitBodyBytes(d.Config)), csrf(d.Config))
 
 	// Public JSON API.
 	api := e.Group("/api/v1", deadline(d.Config.RequestTimeout), noStore())
