@@ -98,7 +98,10 @@ func readMultipart(c echo.Context, cfg config.Config) (*multipartForm, error) {
 	cvSeen := false
 	for parts := 0; ; parts++ {
 		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
+		// Only io.EOF itself is the closing boundary: a body cut short
+		// ends in an error that wraps io.EOF ("multipart: NextPart: EOF"),
+		// and is malformed.
+		if err == io.EOF {
 			return form, nil
 		}
 		if err != nil {

@@ -333,3 +333,34 @@ func TestCVNameEndsInRecognisedKind(t *testing.T) {
 		require.Equal(t, `attachment; filename="`+tc.want+`"; filename*=UTF-8''`+tc.want, dl.Header.Get("Content-Disposition"), tc.sent)
 	}
 }
+
+// A multipart body cut short, before or inside its closing boundary, is
+// malformed (400) and stores nothing, on the JSON API and on the form,
+// even when every part it held is complete and valid.
+func TestMultipartWithoutClosingBoundaryRefused(t *testing.T) {
+	t.Parallel()
+	api, slug := cvSetup(t)
+	b := newBrowser(t, api)
+	hidden := formFields(t, b.get("/jobs/"+slug).Body)
+	field := func(name, value string) string {
+		return "--x\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n"
+	}
+	var form strings.Builder
+	for name, value := range fillIn(hidden, "Ada Lovelace", "ada@example.com") {
+		form.WriteString(field(name, value[0]))
+	}
+	for _, end := range []string{"", "--x", "--x-"} {
+		res := api.Do(t, http.MethodPost, "/api/v1/jobs/"+slug+"/applications", field("application", validBody)+end,
+			"Content-Type", "multipart/form-data; boundary=x", "Idempotency-Key", "key-1")
+		requireProblem(t, res, http.StatusBadRequest, "invalid-json")
+
+		req, err := http.NewRequest(http.MethodPost, api.URL+"/jobs/"+slug+"/apply", strings.NewReader(form.String()+end))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+		require.Equal(t, http.StatusBadRequest, b.do(req).Status, "end %q", end)
+		requireNothingStored(t, api)
+	}
+	res := api.Do(t, http.MethodPost, "/api/v1/jobs/"+slug+"/applications", field("application", validBody)+"--x--\r\n",
+		"Content-Type", "multipart/form-data; boundary=x", "Idempotency-Key", "key-1")
+	require.Equal(t, http.StatusCreated, res.Status, "the same body, closed: %s", res.Body)
+}
