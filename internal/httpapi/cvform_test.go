@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -209,4 +210,43 @@ func TestApplyFormRateLimitedBeforeBodyRead(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, st, "the forged post used up the burst of 1")
 	require.LessOrEqual(t, n, int64(1<<20), "the limiter answers before the body is read")
 	requireNothingStored(t, api)
+}
+
+// A form with a file that comes back because its idempotency key was used
+// with other details, or is still being stored, says beside the file input
+// that the file was not kept, as every other form sent back does.
+func TestApplyFormIdempotencyReRendersAskForCVAgain(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, &testkit.APIOpts{Configure: func(c *config.Config) {
+		c.MaxCVBytes = 4096
+		c.IdempotencyWait = 200 * time.Millisecond
+	}})
+	api.CreatePosting(t, "go-engineer")
+	b := newBrowser(t, api)
+	const again = "Please choose your CV again: a form sent back cannot keep its file."
+	cv := &part{name: "cv", filename: "cv.pdf", contentType: "application/pdf", body: testkit.SamplePDF()}
+
+	fields := fillIn(formFields(t, b.get("/jobs/go-engineer").Body), "Ada Lovelace", "ada@example.com")
+	res := b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, cv)
+	require.Equal(t, http.StatusSeeOther, res.Status, res.Body)
+	fields.Set("email", "ada.lovelace@example.com")
+	res = b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, cv)
+	require.Equal(t, http.StatusUnprocessableEntity, res.Status, res.Body)
+	require.Contains(t, res.Body, "This form was already sent with other details.")
+	require.Contains(t, res.Body, again)
+
+	fields = fillIn(formFields(t, b.get("/jobs/go-engineer").Body), "Ada Lovelace", "ada2@example.com")
+	ctx := context.Background()
+	tx, err := api.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // rolled back on purpose below
+	_, err = tx.Exec(ctx, `INSERT INTO idempotency_keys (key, fingerprint, state, expires_at)
+		VALUES ($1, decode(repeat('00', 32), 'hex'), 'processing', now() + interval '2 days')`, fields.Get("idempotency_key"))
+	require.NoError(t, err)
+	res = b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, cv)
+	require.Equal(t, http.StatusConflict, res.Status, res.Body)
+	require.Contains(t, res.Body, "We are still saving this application")
+	require.Contains(t, res.Body, again)
+	require.NoError(t, tx.Rollback(ctx))
+	require.Equal(t, 1, api.Count(t, "applications"))
 }

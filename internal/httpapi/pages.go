@@ -319,12 +319,12 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 		case errors.Is(err, application.ErrIdempotencyKeyReused):
 			view.IdempotencyKey = uuid.NewString()
 			view.Notice = "This form was already sent with other details. Please check them and send it again."
-			return render(c, http.StatusUnprocessableEntity, "posting", view)
+			return render(c, http.StatusUnprocessableEntity, "posting", withCVAgain(view, cv))
 		case errors.Is(err, application.ErrIdempotencyKeyInFlight):
 			// The first click is still being stored; sending the same form
 			// again (same key) will land on its status page.
 			view.Notice = "We are still saving this application. Please wait a few seconds and send the form again."
-			return render(c, http.StatusConflict, "posting", view)
+			return render(c, http.StatusConflict, "posting", withCVAgain(view, cv))
 		case errors.Is(err, application.ErrPostingClosed):
 			return render(c, http.StatusConflict, "message", closedView(p, cfg.Employer))
 		case err != nil:
