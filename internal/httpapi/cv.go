@@ -71,6 +71,9 @@ type upload struct {
 type multipartForm struct {
 	values map[string][]string
 	cv     *upload // nil when no file was chosen
+	// tooLong: the text parts went over submitBodyBytes; values holds the
+	// parts before the one that did, for the form to be shown again.
+	tooLong bool
 }
 
 func isMultipart(r *http.Request) bool {
@@ -83,8 +86,9 @@ func isMultipart(r *http.Request) bool {
 // cfg.MaxCVBytes. A CV over its limit is read to its end and dropped
 // (upload.tooLarge), so the other fields are still there to answer with; a
 // body that goes over the whole limit inside the CV stops there, with the
-// fields read before it. More text than the limit is errBodyTooLarge; a
-// second "cv" part is refused by name.
+// fields read before it. More text than the limit stops the reading with
+// form.tooLong (the form's CSRF token, its first field, is then still
+// there to check); a second "cv" part is refused by name.
 func readMultipart(c echo.Context, cfg config.Config) (*multipartForm, error) {
 	r := c.Request()
 	_, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
@@ -133,7 +137,8 @@ func readMultipart(c echo.Context, cfg config.Config) (*multipartForm, error) {
 				return form, multipartReadError(err)
 			}
 			if textLeft -= int64(len(v)); textLeft < 0 {
-				return form, errBodyTooLarge
+				form.tooLong = true
+				return form, nil
 			}
 			form.values[name] = append(form.values[name], string(v))
 		}
@@ -185,6 +190,9 @@ func decodeSubmit(c echo.Context, cfg config.Config, dst any) (*upload, error) {
 	form, err := readMultipart(c, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if form.tooLong {
+		return nil, errBodyTooLarge
 	}
 	if form.cv != nil && form.cv.tooLarge {
 		return nil, &cvTooLargeError{limit: cfg.MaxCVBytes}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/cvfile"
 	"github.com/intake/intake/internal/testkit"
@@ -249,4 +250,22 @@ func TestApplyFormIdempotencyReRendersAskForCVAgain(t *testing.T) {
 	require.Contains(t, res.Body, again)
 	require.NoError(t, tx.Rollback(ctx))
 	require.Equal(t, 1, api.Count(t, "applications"))
+}
+
+// A form whose text goes over the allowance is shown again (413) with the
+// values read before the field that went over (here the links box, so
+// its value and the file after it are not there), not a page that loses
+// them all; it stores nothing.
+func TestApplyFormTooLongKeepsValues(t *testing.T) {
+	t.Parallel()
+	api, b := cvFormSetup(t)
+	fields := fillIn(formFields(t, b.get("/jobs/go-engineer").Body), "Ada Lovelace", "ada@example.com")
+	fields.Set("links", strings.Repeat("x", 64<<10+application.MaxAnswersBytes))
+	res := b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, &part{name: "cv", filename: "cv.pdf", contentType: "application/pdf", body: testkit.SamplePDF()})
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.Status, res.Body)
+	require.Contains(t, res.Body, "This form is too long to send.")
+	require.Contains(t, res.Body, `value="Ada Lovelace"`)
+	require.Contains(t, res.Body, `value="ada@example.com"`)
+	require.Contains(t, res.Body, "I like engines.")
+	requireNothingStored(t, api)
 }

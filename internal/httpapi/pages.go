@@ -286,6 +286,13 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			IdempotencyKey: form["idempotency_key"],
 			CVMax:          sizeText(cfg.MaxCVBytes),
 		}
+		if form, ok := c.Get(multipartContextKey).(*multipartForm); ok && form.tooLong {
+			if !application.ValidIdempotencyKey(view.IdempotencyKey) {
+				view.IdempotencyKey = uuid.NewString() // it came after the text that went over
+			}
+			view.Notice = "This form is too long to send. Please shorten the longest answers and send it again."
+			return render(c, http.StatusRequestEntityTooLarge, "posting", withCVAgain(view, form.cv))
+		}
 		if !application.ValidIdempotencyKey(view.IdempotencyKey) {
 			view.IdempotencyKey = uuid.NewString()
 			view.Notice = "This form had expired. Please check your details and send it again."
