@@ -155,6 +155,18 @@ func TestPostingsErrors(t *testing.T) {
 		require.Equal(t, "location", v.Errors[0].Field)
 	})
 
+	t.Run("control characters", func(t *testing.T) {
+		t.Parallel()
+		_, _, err := c.run("postings", "add", "--slug", "nul", "--title", "a\x00b", "--description", "a\x00b", "--team", "a\x1bb")
+		var v *application.ValidationError
+		require.ErrorAs(t, err, &v)
+		var got []string
+		for _, fe := range v.Errors {
+			got = append(got, fe.Field)
+		}
+		require.ElementsMatch(t, []string{"title", "description", "team"}, got)
+	})
+
 	t.Run("slug taken", func(t *testing.T) {
 		t.Parallel()
 		_, _, err := c.run("postings", "add", "--slug", "taken", "--title", "Again")

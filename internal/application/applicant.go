@@ -98,7 +98,7 @@ func (a *Applicant) ValidateFor(questions []Question) error {
 		case !plainText(a.CoverLetter, true):
 			v.add("cover_letter", "must not contain control characters")
 		case hasDirectionOverride(a.CoverLetter):
-			v.add("cover_letter", "must not contain text-direction override, embedding or isolate characters (U+202A to U+202E, U+2066 to U+2069)")
+			v.add("cover_letter", noDirectionOverride)
 		}
 	}
 
@@ -199,6 +199,8 @@ func plainText(s string, multiline bool) bool {
 	}
 	return true
 }
+
+const noDirectionOverride = "must not contain text-direction override, embedding or isolate characters (U+202A to U+202E, U+2066 to U+2069)"
 
 const noInvisible = "must not contain invisible, line-breaking or text-direction characters (zero-width space, bidi control, soft hyphen, line separator)"
 

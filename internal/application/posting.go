@@ -75,14 +75,11 @@ func (p *NewPosting) Validate() error {
 	case !slugPattern.MatchString(p.Slug):
 		v.add("slug", "must be lower-case letters and digits separated by single dashes")
 	}
-	switch n := utf8.RuneCountInString(p.Title); {
-	case n == 0:
-		v.add("title", "is required")
-	case n > MaxTitleLen:
-		v.add("title", "must be at most 200 characters")
+	if msg := lineProblem(p.Title, MaxTitleLen); msg != "" {
+		v.add("title", msg)
 	}
-	if utf8.RuneCountInString(p.Description) > MaxDescriptionLen {
-		v.add("description", "must be at most 20000 characters")
+	if msg := descriptionProblem(p.Description); msg != "" {
+		v.add("description", msg)
 	}
 	p.Location = optionalLine(&v, "location", p.Location, MaxLocationLen)
 	p.Team = optionalLine(&v, "team", p.Team, MaxTeamLen)
@@ -91,14 +88,33 @@ func (p *NewPosting) Validate() error {
 }
 
 // optionalLine trims s, an optional one-line field such as a posting's
-// location, and checks it by a title's rules: at most max characters. An
-// empty value is allowed (the field is left out where it would show).
+// location, and checks it by a title's rules (lineProblem). An empty value
+// is allowed (the field is left out where it would show).
 func optionalLine(v *ValidationError, field, s string, max int) string {
 	s = strings.TrimSpace(s)
-	if utf8.RuneCountInString(s) > max {
-		v.add(field, "must be at most "+strconv.Itoa(max)+" characters")
+	if s == "" {
+		return s
+	}
+	if msg := lineProblem(s, max); msg != "" {
+		v.add(field, msg)
 	}
 	return s
+}
+
+// descriptionProblem checks a posting's description, trimmed, by a cover
+// letter's rules: it may be empty and span lines, but holds no control
+// character (Postgres refuses a NUL byte outright) and no text-direction
+// override. It returns "" when the description is fine.
+func descriptionProblem(s string) string {
+	switch {
+	case utf8.RuneCountInString(s) > MaxDescriptionLen:
+		return "must be at most " + strconv.Itoa(MaxDescriptionLen) + " characters"
+	case !plainText(s, true):
+		return "must not contain control characters"
+	case hasDirectionOverride(s):
+		return noDirectionOverride
+	}
+	return ""
 }
 
 // Employer is who the careers site and its emails speak for

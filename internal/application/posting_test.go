@@ -45,6 +45,16 @@ func TestNewPostingValidate(t *testing.T) {
 		{name: "location one over limit", p: application.NewPosting{Slug: "go", Title: "T", Location: strings.Repeat("ß", application.MaxLocationLen+1)}, fields: []string{"location"}, msg: "200"},
 		{name: "team one over limit", p: application.NewPosting{Slug: "go", Title: "T", Team: strings.Repeat("x", application.MaxTeamLen+1)}, fields: []string{"team"}, msg: "200"},
 		{name: "team only whitespace is no team", p: application.NewPosting{Slug: "go", Title: "T", Team: " \t "}},
+		{name: "title NUL", p: application.NewPosting{Slug: "go", Title: "a\x00b"}, fields: []string{"title"}, msg: "control"},
+		{name: "title line break", p: application.NewPosting{Slug: "go", Title: "Go\nEngineer"}, fields: []string{"title"}, msg: "control"},
+		{name: "title bidi override", p: application.NewPosting{Slug: "go", Title: "Go\u202eEngineer"}, fields: []string{"title"}, msg: "invisible"},
+		{name: "title invalid UTF-8", p: application.NewPosting{Slug: "go", Title: "Go\xff"}, fields: []string{"title"}, msg: "control"},
+		{name: "description NUL", p: application.NewPosting{Slug: "go", Title: "T", Description: "a\x00b"}, fields: []string{"description"}, msg: "control"},
+		{name: "description tab", p: application.NewPosting{Slug: "go", Title: "T", Description: "Stack:\tGo"}},
+		{name: "description bidi override", p: application.NewPosting{Slug: "go", Title: "T", Description: "a\u202eb"}, fields: []string{"description"}, msg: "direction"},
+		{name: "location NUL", p: application.NewPosting{Slug: "go", Title: "T", Location: "a\x00b"}, fields: []string{"location"}, msg: "control"},
+		{name: "team NUL", p: application.NewPosting{Slug: "go", Title: "T", Team: "a\x00b"}, fields: []string{"team"}, msg: "control"},
+		{name: "team zero-width space", p: application.NewPosting{Slug: "go", Title: "T", Team: "Plat\u200bform"}, fields: []string{"team"}, msg: "invisible"},
 		{name: "everything wrong", p: application.NewPosting{Slug: "Nope!", Title: "", Description: strings.Repeat("x", application.MaxDescriptionLen+1)},
 			fields: []string{"slug", "title", "description"}},
 	}
@@ -88,4 +98,19 @@ func TestPostingPatchLocationAndTeam(t *testing.T) {
 
 	p = application.PostingPatch{}
 	require.Contains(t, fieldErrors(t, p.Validate())["title"], "location, team")
+}
+
+// A patch checks its text by the rules a new posting's fields follow.
+func TestPostingPatchTextRules(t *testing.T) {
+	t.Parallel()
+	ptr := func(s string) *string { return &s }
+	p := application.PostingPatch{Title: ptr("a\x00b"), Description: ptr("a\x00b"), Location: ptr("a\x00b"), Team: ptr("a\x00b")}
+	got := fieldErrors(t, p.Validate())
+	require.ElementsMatch(t, []string{"title", "description", "location", "team"}, fields(got))
+	for field, msg := range got {
+		require.Contains(t, msg, "control characters", field)
+	}
+
+	p = application.PostingPatch{Title: ptr("  "), Description: ptr("Line one.\n\tLine two.")}
+	require.Equal(t, map[string]string{"title": "is required"}, fieldErrors(t, p.Validate()))
 }

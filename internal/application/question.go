@@ -25,15 +25,19 @@ const (
 
 // Limits of a posting's questions and of their answers.
 const (
-	MaxQuestions       = 20
-	MaxQuestionKeyLen  = 40
-	MaxQuestionLabel   = 200
-	MaxQuestionHint    = 500
-	MinChoices         = 2
-	MaxChoices         = 20
-	MaxChoiceLen       = 200
-	MaxShortAnswerLen  = 200
-	MaxLongAnswerLen   = 5000
+	MaxQuestions      = 20
+	MaxQuestionKeyLen = 40
+	MaxQuestionLabel  = 200
+	MaxQuestionHint   = 500
+	MinChoices        = 2
+	MaxChoices        = 20
+	MaxChoiceLen      = 200
+	MaxShortAnswerLen = 200
+	MaxLongAnswerLen  = 5000
+	// MaxAnswersBytes bounds an application's answers as JSON (the
+	// database's CHECK holds the same number): every question a long
+	// answer of 4-byte characters, with room for the keys.
+	MaxAnswersBytes    = MaxQuestions*MaxLongAnswerLen*4 + 20000
 	questionKeyPattern = `^[a-z][a-z0-9_]{0,39}$`
 )
 
@@ -215,7 +219,7 @@ func answerProblem(q Question, raw any) string {
 		case !visible(s):
 			return "must have visible characters"
 		case hasDirectionOverride(s):
-			return "must not contain text-direction override, embedding or isolate characters (U+202A to U+202E, U+2066 to U+2069)"
+			return noDirectionOverride
 		}
 	case KindChoice:
 		for _, c := range q.Choices {

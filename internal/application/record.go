@@ -3,7 +3,6 @@ package application
 import (
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Summary is one line of the admin list of applications.
@@ -67,18 +66,15 @@ func (p *PostingPatch) Validate() error {
 	if p.Title != nil {
 		t := strings.TrimSpace(*p.Title)
 		p.Title = &t
-		switch n := utf8.RuneCountInString(t); {
-		case n == 0:
-			v.add("title", "must not be empty")
-		case n > MaxTitleLen:
-			v.add("title", "must be at most 200 characters")
+		if msg := lineProblem(t, MaxTitleLen); msg != "" {
+			v.add("title", msg)
 		}
 	}
 	if p.Description != nil {
 		d := strings.TrimSpace(*p.Description)
 		p.Description = &d
-		if utf8.RuneCountInString(d) > MaxDescriptionLen {
-			v.add("description", "must be at most 20000 characters")
+		if msg := descriptionProblem(d); msg != "" {
+			v.add("description", msg)
 		}
 	}
 	if p.Location != nil {

@@ -122,7 +122,7 @@ var Vars = []Var{
 	{Name: "INTAKE_REQUEST_TIMEOUT", Default: "10s", Help: "deadline for each API request, database work included"},
 	{Name: "INTAKE_IDEMPOTENCY_WAIT", Default: "3s", Help: "how long a request waits for another one holding the same Idempotency-Key before answering 409"},
 	{Name: "INTAKE_IDEMPOTENCY_TTL", Default: "48h", Help: "how long idempotency keys are kept (at least 24h)"},
-	{Name: "INTAKE_MAX_BODY_BYTES", Default: "65536", Help: "largest accepted request body"},
+	{Name: "INTAKE_MAX_BODY_BYTES", Default: "65536", Help: "largest accepted request body; a submit may be 420000 bytes larger, for the longest answers its questions allow"},
 	{Name: "INTAKE_MAX_CV_BYTES", Default: "5242880", Help: "largest accepted CV file (1024 to 52428800)"},
 	{Name: "INTAKE_RATE_LIMIT", Default: "5", Help: "public submits per second per client address (0 disables)"},
 	{Name: "INTAKE_RATE_BURST", Default: "20", Help: "burst allowed above INTAKE_RATE_LIMIT"},

@@ -206,36 +206,46 @@ func byDeclared(declared string) string {
 // MaxNameBytes is the longest file name kept.
 const MaxNameBytes = 255
 
-// SafeName is the name to keep for a file sent as name: its last path
-// element (a browser on Windows may send C:\Users\...\cv.pdf), without
-// control characters or invalid UTF-8, trimmed, at most MaxNameBytes bytes
-// with the extension kept when it has to be cut. An empty result becomes
-// "cv" with the extension of the recognised contentType.
+// SafeName is the name to keep for a file sent as name, whose content was
+// recognised as contentType: its last path element (a browser on Windows
+// may send C:\Users\...\cv.pdf), without control characters, format
+// characters (Unicode Cf: a right-to-left override would make
+// "cv\u202efdp.exe" show as "cvexe.pdf") or invalid UTF-8, trimmed, and
+// ending in the extension of contentType: a name with another extension
+// has it replaced ("cv.html" of plain text becomes "cv.txt"), one without
+// gets it appended, so a download never opens as something the content was
+// not recognised as. It is at most MaxNameBytes bytes, cut before the
+// extension. An empty result becomes "cv" with the extension.
 func SafeName(name, contentType string) string {
 	name = strings.ToValidUTF8(name, "")
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
 			return -1
 		}
 		return r
 	}, name)
 	name = strings.TrimSpace(name)
+	ext := extensionOf(contentType)
 	if name == "" || name == "." || name == ".." {
-		return "cv" + extensionOf(contentType)
+		return "cv" + ext
 	}
-	if len(name) <= MaxNameBytes {
-		return name
+	stem := name
+	if strings.EqualFold(path.Ext(name), ext) {
+		stem, ext = name[:len(name)-len(ext)], name[len(name)-len(ext):]
+	} else {
+		stem = strings.TrimSuffix(name, path.Ext(name))
 	}
-	ext := path.Ext(name)
-	if len(ext) > 16 {
-		ext = ""
+	if stem = strings.TrimSpace(stem); stem == "" {
+		stem = "cv"
 	}
-	stem := name[:MaxNameBytes-len(ext)]
-	for !utf8.ValidString(stem) {
-		stem = stem[:len(stem)-1]
+	if len(stem)+len(ext) > MaxNameBytes {
+		stem = stem[:MaxNameBytes-len(ext)]
+		for !utf8.ValidString(stem) {
+			stem = stem[:len(stem)-1]
+		}
 	}
 	return stem + ext
 }

@@ -96,7 +96,7 @@ func TestSafeName(t *testing.T) {
 	long := strings.Repeat("é", 200) + ".pdf" // 404 bytes
 	tests := []struct{ name, in, contentType, want string }{
 		{"plain", "cv.pdf", cvfile.PDF, "cv.pdf"},
-		{"unix path", "../../etc/passwd", cvfile.Text, "passwd"},
+		{"unix path", "../../etc/passwd", cvfile.Text, "passwd.txt"},
 		{"windows path", `C:\Users\ada\Documents\Lebenslauf Ada.docx`, cvfile.DOCX, "Lebenslauf Ada.docx"},
 		{"control characters", "cv\r\n\x00\x1b.pdf", cvfile.PDF, "cv.pdf"},
 		{"invalid utf-8", "cv\xff\xfe.pdf", cvfile.PDF, "cv.pdf"},
@@ -105,6 +105,14 @@ func TestSafeName(t *testing.T) {
 		{"dot dot", "..", cvfile.PDF, "cv.pdf"},
 		{"trailing slash", "dir/", cvfile.Text, "cv.txt"},
 		{"quotes kept for the header encoder", `my "best" cv.pdf`, cvfile.PDF, `my "best" cv.pdf`},
+		{"extension's case kept", "CV.PDF", cvfile.PDF, "CV.PDF"},
+		{"active extension replaced", "cv.html", cvfile.Text, "cv.txt"},
+		{"executable extension replaced", "cv.bat", cvfile.Text, "cv.txt"},
+		{"other kind's extension replaced", "cv.txt", cvfile.PDF, "cv.pdf"},
+		{"no extension appended", "Lebenslauf", cvfile.ODT, "Lebenslauf.odt"},
+		{"only an extension", ".hta", cvfile.Text, "cv.txt"},
+		{"right-to-left override dropped", "cv\u202efdp.hta", cvfile.Text, "cvfdp.txt"},
+		{"format characters dropped", "c\u200bv\ufeff\u2066.docx", cvfile.DOCX, "cv.docx"},
 	}
 	for _, tt := range tests {
 		require.Equal(t, tt.want, cvfile.SafeName(tt.in, tt.contentType), tt.name)
@@ -144,6 +152,7 @@ func FuzzCheck(f *testing.F) {
 		require.LessOrEqual(t, len(name), cvfile.MaxNameBytes)
 		require.NotContains(t, name, "/")
 		require.NotContains(t, name, "\n")
+		require.True(t, strings.HasSuffix(strings.ToLower(name), ".pdf"), name)
 	})
 }
 

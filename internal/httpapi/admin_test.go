@@ -629,6 +629,31 @@ func TestAdminJobsLocationAndTeam(t *testing.T) {
 	require.Equal(t, job{"sre", "SRE", "Lisbon", ""}, get("/api/v1/jobs/sre"), "a refused patch changes nothing")
 }
 
+// A NUL byte (which Postgres refuses) in any of a posting's text fields is
+// a 422 naming the field, on create and on PATCH, and changes nothing.
+func TestAdminJobsNULRefusedByName(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	_, admin := mint(t, api, access.RoleAdmin)
+	res := as(t, api, admin, http.MethodPost, "/api/v1/admin/jobs", `{"slug":"sre","title":"SRE"}`)
+	require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+	for i, field := range []string{"title", "description", "location", "team"} {
+		body := fmt.Sprintf(`{"slug":"p-%d","title":"T","%s":"a\u0000b"}`, i, field)
+		if field == "title" {
+			body = fmt.Sprintf(`{"slug":"p-%d","title":"a\u0000b"}`, i)
+		}
+		p := requireProblem(t, as(t, api, admin, http.MethodPost, "/api/v1/admin/jobs", body), http.StatusUnprocessableEntity, "validation")
+		require.Len(t, p.Errors, 1, field)
+		require.Equal(t, field, p.Errors[0].Field)
+		requireProblem(t, api.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/jobs/p-%d", i), ""), http.StatusNotFound, "not-found")
+
+		p = requireProblem(t, as(t, api, admin, http.MethodPatch, "/api/v1/admin/jobs/sre", `{"`+field+`":"a\u0000b"}`), http.StatusUnprocessableEntity, "validation")
+		require.Equal(t, field, p.Errors[0].Field)
+	}
+	res = api.Do(t, http.MethodGet, "/api/v1/jobs/sre", "")
+	require.Contains(t, string(res.Body), `"title":"SRE"`, "a refused patch changes nothing")
+}
+
 // The admin view of an application shows the ledger's and the sink's state.
 func TestAdminApplicationShowsDeliveryAndAnalytics(t *testing.T) {
 	t.Parallel()

@@ -41,6 +41,15 @@ func (e *cvTooLargeError) Error() string { return "the CV is larger than " + siz
 // form fields) and its CV, for the parts' headers and boundaries.
 const multipartOverhead = 64 << 10
 
+// submitBodyBytes is what a submit's fields (the JSON body, or the form's
+// text) may take: INTAKE_MAX_BODY_BYTES, and the answers' worst case on
+// top, so that answers within every per-question limit are never refused
+// for the body's size (20 long answers of 5,000 characters are up to
+// 400,000 bytes of UTF-8).
+func submitBodyBytes(cfg config.Config) int64 {
+	return cfg.MaxBodyBytes + application.MaxAnswersBytes
+}
+
 // maxParts bounds the parts of one body: a form has a dozen fields, so a
 // body of thousands of empty parts is an attack, not an application.
 const maxParts = 200
@@ -62,6 +71,9 @@ type upload struct {
 type multipartForm struct {
 	values map[string][]string
 	cv     *upload // nil when no file was chosen
+	// tooLong: the text parts went over submitBodyBytes; values holds the
+	// parts before the one that did, for the form to be shown again.
+	tooLong bool
 }
 
 func isMultipart(r *http.Request) bool {
@@ -70,26 +82,30 @@ func isMultipart(r *http.Request) bool {
 }
 
 // readMultipart reads a multipart/form-data body in one pass: at most
-// cfg.MaxBodyBytes of text parts in all, and one file part "cv" of at most
+// submitBodyBytes of text parts in all, and one file part "cv" of at most
 // cfg.MaxCVBytes. A CV over its limit is read to its end and dropped
 // (upload.tooLarge), so the other fields are still there to answer with; a
 // body that goes over the whole limit inside the CV stops there, with the
-// fields read before it. More text than the limit is errBodyTooLarge; a
-// second "cv" part is refused by name.
+// fields read before it. More text than the limit stops the reading with
+// form.tooLong (the form's CSRF token, its first field, is then still
+// there to check); a second "cv" part is refused by name.
 func readMultipart(c echo.Context, cfg config.Config) (*multipartForm, error) {
 	r := c.Request()
 	_, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 	if err != nil || params["boundary"] == "" {
 		return nil, &badRequestError{detail: "malformed multipart body: no boundary"}
 	}
-	body := http.MaxBytesReader(c.Response(), r.Body, cfg.MaxBodyBytes+cfg.MaxCVBytes+multipartOverhead)
+	body := http.MaxBytesReader(c.Response(), r.Body, submitBodyBytes(cfg)+cfg.MaxCVBytes+multipartOverhead)
 	mr := multipart.NewReader(body, params["boundary"])
 	form := &multipartForm{values: map[string][]string{}}
-	textLeft := cfg.MaxBodyBytes
+	textLeft := submitBodyBytes(cfg)
 	cvSeen := false
 	for parts := 0; ; parts++ {
 		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
+		// Only io.EOF itself is the closing boundary: a body cut short
+		// ends in an error that wraps io.EOF ("multipart: NextPart: EOF"),
+		// and is malformed.
+		if err == io.EOF {
 			return form, nil
 		}
 		if err != nil {
@@ -121,7 +137,8 @@ func readMultipart(c echo.Context, cfg config.Config) (*multipartForm, error) {
 				return form, multipartReadError(err)
 			}
 			if textLeft -= int64(len(v)); textLeft < 0 {
-				return form, errBodyTooLarge
+				form.tooLong = true
+				return form, nil
 			}
 			form.values[name] = append(form.values[name], string(v))
 		}
@@ -161,18 +178,21 @@ func multipartReadError(err error) error {
 // part "cv". Any other part, or a part sent twice, is refused by name.
 func decodeSubmit(c echo.Context, cfg config.Config, dst any) (*upload, error) {
 	if !isMultipart(c.Request()) {
-		err := decodeJSON(c, cfg.MaxBodyBytes, dst)
+		err := decodeJSON(c, submitBodyBytes(cfg), dst)
 		if errors.Is(err, errUnsupportedMediaType) {
 			return nil, errSubmitMediaType
 		}
 		return nil, err
 	}
-	if c.Request().ContentLength > cfg.MaxBodyBytes+cfg.MaxCVBytes+multipartOverhead {
+	if c.Request().ContentLength > submitBodyBytes(cfg)+cfg.MaxCVBytes+multipartOverhead {
 		return nil, errBodyTooLarge
 	}
 	form, err := readMultipart(c, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if form.tooLong {
+		return nil, errBodyTooLarge
 	}
 	if form.cv != nil && form.cv.tooLarge {
 		return nil, &cvTooLargeError{limit: cfg.MaxCVBytes}
@@ -367,7 +387,9 @@ func handleAdminCV(store *postgres.Store) echo.HandlerFunc {
 			return err
 		}
 		h := c.Response().Header()
-		h.Set(echo.HeaderContentDisposition, contentDisposition(f.Filename))
+		// SafeName again: a name stored before it tied the extension to
+		// the content is downloaded by today's rule too.
+		h.Set(echo.HeaderContentDisposition, contentDisposition(cvfile.SafeName(f.Filename, f.ContentType)))
 		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
 		return c.Blob(http.StatusOK, f.ContentType, f.Content)
 	}

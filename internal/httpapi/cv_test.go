@@ -303,3 +303,64 @@ func TestSubmitWithCVFailingLeavesNoFile(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
 	require.Equal(t, 1, api.Count(t, "application_files"))
 }
+
+// A CV is stored and downloaded under a name ending in the extension of
+// the kind its content was recognised as, whatever extension it was sent
+// with, and without format characters that reorder what a name shows.
+func TestCVNameEndsInRecognisedKind(t *testing.T) {
+	t.Parallel()
+	api, slug := cvSetup(t)
+	_, viewer := mint(t, api, access.RoleViewer)
+	for i, tc := range []struct{ sent, want string }{
+		{"cv.html", "cv.txt"},
+		{"cv.bat", "cv.txt"},
+		{"cv\u202efdp.hta", "cvfdp.txt"},
+		{"cv.svg", "cv.txt"},
+		{"cv", "cv.txt"},
+		{"notes.TXT", "notes.TXT"},
+	} {
+		res := submitMultipart(t, api, slug, fmt.Sprintf("k-%d", i),
+			jsonPart(strings.Replace(validBody, "ada@", fmt.Sprintf("ada%d@", i), 1)),
+			cvPart(tc.sent, "text/html", []byte("<script>alert(document.domain)</script>\r\n@echo off\r\n")))
+		require.Equal(t, http.StatusCreated, res.Status, "%s: %s", tc.sent, res.Body)
+		var r receipt
+		require.NoError(t, json.Unmarshal(res.Body, &r))
+		var stored string
+		require.NoError(t, api.Pool.QueryRow(t.Context(), `SELECT filename FROM application_files WHERE application_id = $1`, r.ID).Scan(&stored))
+		require.Equal(t, tc.want, stored, tc.sent)
+		dl := as(t, api, viewer, http.MethodGet, "/api/v1/admin/applications/"+r.ID+"/cv", "")
+		require.Equal(t, http.StatusOK, dl.Status)
+		require.Equal(t, `attachment; filename="`+tc.want+`"; filename*=UTF-8''`+tc.want, dl.Header.Get("Content-Disposition"), tc.sent)
+	}
+}
+
+// A multipart body cut short, before or inside its closing boundary, is
+// malformed (400) and stores nothing, on the JSON API and on the form,
+// even when every part it held is complete and valid.
+func TestMultipartWithoutClosingBoundaryRefused(t *testing.T) {
+	t.Parallel()
+	api, slug := cvSetup(t)
+	b := newBrowser(t, api)
+	hidden := formFields(t, b.get("/jobs/"+slug).Body)
+	field := func(name, value string) string {
+		return "--x\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n"
+	}
+	var form strings.Builder
+	for name, value := range fillIn(hidden, "Ada Lovelace", "ada@example.com") {
+		form.WriteString(field(name, value[0]))
+	}
+	for _, end := range []string{"", "--x", "--x-"} {
+		res := api.Do(t, http.MethodPost, "/api/v1/jobs/"+slug+"/applications", field("application", validBody)+end,
+			"Content-Type", "multipart/form-data; boundary=x", "Idempotency-Key", "key-1")
+		requireProblem(t, res, http.StatusBadRequest, "invalid-json")
+
+		req, err := http.NewRequest(http.MethodPost, api.URL+"/jobs/"+slug+"/apply", strings.NewReader(form.String()+end))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+		require.Equal(t, http.StatusBadRequest, b.do(req).Status, "end %q", end)
+		requireNothingStored(t, api)
+	}
+	res := api.Do(t, http.MethodPost, "/api/v1/jobs/"+slug+"/applications", field("application", validBody)+"--x--\r\n",
+		"Content-Type", "multipart/form-data; boundary=x", "Idempotency-Key", "key-1")
+	require.Equal(t, http.StatusCreated, res.Status, "the same body, closed: %s", res.Body)
+}

@@ -2,12 +2,19 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/cvfile"
 	"github.com/intake/intake/internal/testkit"
@@ -129,5 +136,136 @@ func TestApplyFormMultipartNeedsCSRFToken(t *testing.T) {
 	fields.Del("csrf_token")
 	res := b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, nil)
 	require.Equal(t, http.StatusForbidden, res.Status, res.Body)
+	requireNothingStored(t, api)
+}
+
+// gatedReader gives the first open bytes of a request body at once and
+// the rest only once released: a server that answers while the reader is
+// held has not waited for the rest of the body.
+type gatedReader struct {
+	r        io.Reader
+	open     int64
+	n        atomic.Int64
+	release  chan struct{}
+	released sync.Once
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	switch got := g.n.Load(); {
+	case got >= g.open:
+		<-g.release
+	case int64(len(p)) > g.open-got:
+		p = p[:g.open-got]
+	}
+	n, err := g.r.Read(p)
+	g.n.Add(int64(n))
+	return n, err
+}
+
+func (g *gatedReader) Release() { g.released.Do(func() { close(g.release) }) }
+
+// The limiter decides on the form's post before its multipart body is
+// read: a client over its allowance costs the server no megabytes of CV,
+// and a post with a forged token (403) uses up the allowance as any other.
+func TestApplyFormRateLimitedBeforeBodyRead(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, &testkit.APIOpts{Configure: func(c *config.Config) {
+		c.MaxCVBytes = 4 << 20
+		c.RateLimit = 0.001
+		c.RateBurst = 1
+	}})
+	api.CreatePosting(t, "go-engineer")
+	b := newBrowser(t, api)
+	hidden := formFields(t, b.get("/jobs/go-engineer").Body)
+	fields := fillIn(hidden, "Ada Lovelace", "ada@example.com")
+
+	big := bytes.Repeat([]byte("a"), 4<<20-10)
+	// The forged post's body is read whole (csrf has to); the second is
+	// held after its first megabyte.
+	post := func(token string, open int64) (int, int64) {
+		fields.Set("csrf_token", token)
+		var parts []part
+		for _, name := range formOrder {
+			parts = append(parts, part{name: name, body: []byte(fields.Get(name))})
+		}
+		parts = append(parts, part{name: "cv", filename: "cv.txt", contentType: "text/plain", body: big})
+		body, ct := multipartBody(t, parts...)
+		g := &gatedReader{r: strings.NewReader(body), open: open, release: make(chan struct{})}
+		// A server that waits for the whole body gets it after a generous
+		// while, and the test fails on the bytes it took.
+		timer := time.AfterFunc(20*time.Second, g.Release)
+		defer timer.Stop()
+		defer g.Release()
+		req, err := http.NewRequest(http.MethodPost, api.URL+"/jobs/go-engineer/apply", g)
+		require.NoError(t, err)
+		req.ContentLength = int64(len(body))
+		req.Header.Set("Content-Type", ct)
+		res := b.do(req)
+		timer.Stop()
+		g.Release()
+		return res.Status, g.n.Load()
+	}
+	st, _ := post("forged", 8<<20)
+	require.Equal(t, http.StatusForbidden, st)
+	st, n := post(hidden.Get("csrf_token"), 1<<20)
+	require.Equal(t, http.StatusTooManyRequests, st, "the forged post used up the burst of 1")
+	require.LessOrEqual(t, n, int64(1<<20), "the limiter answers before the body is read")
+	requireNothingStored(t, api)
+}
+
+// A form with a file that comes back because its idempotency key was used
+// with other details, or is still being stored, says beside the file input
+// that the file was not kept, as every other form sent back does.
+func TestApplyFormIdempotencyReRendersAskForCVAgain(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, &testkit.APIOpts{Configure: func(c *config.Config) {
+		c.MaxCVBytes = 4096
+		c.IdempotencyWait = 200 * time.Millisecond
+	}})
+	api.CreatePosting(t, "go-engineer")
+	b := newBrowser(t, api)
+	const again = "Please choose your CV again: a form sent back cannot keep its file."
+	cv := &part{name: "cv", filename: "cv.pdf", contentType: "application/pdf", body: testkit.SamplePDF()}
+
+	fields := fillIn(formFields(t, b.get("/jobs/go-engineer").Body), "Ada Lovelace", "ada@example.com")
+	res := b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, cv)
+	require.Equal(t, http.StatusSeeOther, res.Status, res.Body)
+	fields.Set("email", "ada.lovelace@example.com")
+	res = b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, cv)
+	require.Equal(t, http.StatusUnprocessableEntity, res.Status, res.Body)
+	require.Contains(t, res.Body, "This form was already sent with other details.")
+	require.Contains(t, res.Body, again)
+
+	fields = fillIn(formFields(t, b.get("/jobs/go-engineer").Body), "Ada Lovelace", "ada2@example.com")
+	ctx := context.Background()
+	tx, err := api.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // rolled back on purpose below
+	_, err = tx.Exec(ctx, `INSERT INTO idempotency_keys (key, fingerprint, state, expires_at)
+		VALUES ($1, decode(repeat('00', 32), 'hex'), 'processing', now() + interval '2 days')`, fields.Get("idempotency_key"))
+	require.NoError(t, err)
+	res = b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, cv)
+	require.Equal(t, http.StatusConflict, res.Status, res.Body)
+	require.Contains(t, res.Body, "We are still saving this application")
+	require.Contains(t, res.Body, again)
+	require.NoError(t, tx.Rollback(ctx))
+	require.Equal(t, 1, api.Count(t, "applications"))
+}
+
+// A form whose text goes over the allowance is shown again (413) with the
+// values read before the field that went over (here the links box, so
+// its value and the file after it are not there), not a page that loses
+// them all; it stores nothing.
+func TestApplyFormTooLongKeepsValues(t *testing.T) {
+	t.Parallel()
+	api, b := cvFormSetup(t)
+	fields := fillIn(formFields(t, b.get("/jobs/go-engineer").Body), "Ada Lovelace", "ada@example.com")
+	fields.Set("links", strings.Repeat("x", 64<<10+application.MaxAnswersBytes))
+	res := b.postMultipart("/jobs/go-engineer/apply", fields, formOrder, &part{name: "cv", filename: "cv.pdf", contentType: "application/pdf", body: testkit.SamplePDF()})
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.Status, res.Body)
+	require.Contains(t, res.Body, "This form is too long to send.")
+	require.Contains(t, res.Body, `value="Ada Lovelace"`)
+	require.Contains(t, res.Body, `value="ada@example.com"`)
+	require.Contains(t, res.Body, "I like engines.")
 	requireNothingStored(t, api)
 }

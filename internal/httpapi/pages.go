@@ -286,6 +286,13 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			IdempotencyKey: form["idempotency_key"],
 			CVMax:          sizeText(cfg.MaxCVBytes),
 		}
+		if form, ok := c.Get(multipartContextKey).(*multipartForm); ok && form.tooLong {
+			if !application.ValidIdempotencyKey(view.IdempotencyKey) {
+				view.IdempotencyKey = uuid.NewString() // it came after the text that went over
+			}
+			view.Notice = "This form is too long to send. Please shorten the longest answers and send it again."
+			return render(c, http.StatusRequestEntityTooLarge, "posting", withCVAgain(view, form.cv))
+		}
 		if !application.ValidIdempotencyKey(view.IdempotencyKey) {
 			view.IdempotencyKey = uuid.NewString()
 			view.Notice = "This form had expired. Please check your details and send it again."
@@ -319,12 +326,12 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 		case errors.Is(err, application.ErrIdempotencyKeyReused):
 			view.IdempotencyKey = uuid.NewString()
 			view.Notice = "This form was already sent with other details. Please check them and send it again."
-			return render(c, http.StatusUnprocessableEntity, "posting", view)
+			return render(c, http.StatusUnprocessableEntity, "posting", withCVAgain(view, cv))
 		case errors.Is(err, application.ErrIdempotencyKeyInFlight):
 			// The first click is still being stored; sending the same form
 			// again (same key) will land on its status page.
 			view.Notice = "We are still saving this application. Please wait a few seconds and send the form again."
-			return render(c, http.StatusConflict, "posting", view)
+			return render(c, http.StatusConflict, "posting", withCVAgain(view, cv))
 		case errors.Is(err, application.ErrPostingClosed):
 			return render(c, http.StatusConflict, "message", closedView(p, cfg.Employer))
 		case err != nil:

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -287,4 +288,44 @@ func TestLogsCarryNoAnswers(t *testing.T) {
 	for _, secret := range []string{"Quaternion", "Difference engines", "Analytical Grandmaster", "Jacquard"} {
 		require.NotContains(t, logs, strings.ToLower(secret), "logs must not contain %q", secret)
 	}
+}
+
+// The longest answers a posting allows (every question a long_text
+// answered with 5,000 characters of 4 bytes each: 400 KB) are taken by the
+// JSON API, as JSON and in a multipart body, and by the form, although
+// they are far over INTAKE_MAX_BODY_BYTES (64 KiB by default).
+func TestSubmitLongestAnswersTaken(t *testing.T) {
+	t.Parallel()
+	api := testkit.StartAPI(t, nil)
+	var qs []application.Question
+	answers := map[string]string{}
+	for i := range application.MaxQuestions {
+		key := fmt.Sprintf("q%d", i)
+		qs = append(qs, application.Question{Key: key, Label: "Question " + key, Kind: application.KindLongText})
+		answers[key] = strings.Repeat("😀", application.MaxLongAnswerLen)
+	}
+	_, err := api.Store.CreatePosting(t.Context(), application.NewPosting{Slug: "go-engineer", Title: "Go engineer", Questions: qs})
+	require.NoError(t, err)
+	a, err := json.Marshal(answers)
+	require.NoError(t, err)
+	body := func(email string) string {
+		return `{"full_name":"Ada Lovelace","email":"` + email + `","answers":` + string(a) + `}`
+	}
+	require.Greater(t, len(body("ada@example.com")), 400_000)
+
+	res := api.Submit(t, "go-engineer", "key-1", body("ada1@example.com"))
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+	res = submitMultipart(t, api, "go-engineer", "key-2", jsonPart(body("ada2@example.com")))
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+
+	b := newBrowser(t, api)
+	fields := fillIn(formFields(t, b.get("/jobs/go-engineer").Body), "Ada Lovelace", "ada3@example.com")
+	order := append([]string{}, formOrder...)
+	for key, answer := range answers {
+		fields.Set("answers."+key, answer)
+		order = append(order, "answers."+key)
+	}
+	page := b.postMultipart("/jobs/go-engineer/apply", fields, order, nil)
+	require.Equal(t, http.StatusSeeOther, page.Status, page.Body)
+	require.Equal(t, 3, api.Count(t, "applications"))
 }

@@ -48,8 +48,14 @@ func addRoutes(e *echo.Echo, d Deps) {
 	pages := e.Group("", deadline(d.Config.RequestTimeout), bodyLimit(d.Config.MaxBodyBytes), csrf(d.Config))
 	pages.Match(getHead, "/", handleHome(d.Store, d.Config.Employer))
 	pages.Match(getHead, "/jobs/:slug", handlePostingPage(d.Store, d.Config.Employer, d.Config.MaxCVBytes))
-	pages.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config), countSubmits(d.Metrics), limitSubmits, shed)
 	pages.Match(getHead, "/applications/:id", handleStatusPage(d.Store, d.Config.StatusTokens, d.Config.Employer))
+	// The form's post is not in the pages group: csrf reads the whole
+	// multipart body (megabytes with a CV), so the limiter and the bound on
+	// submits in flight must decide before it, as they do for the JSON API.
+	// A post refused by csrf is then counted against the client too.
+	e.POST("/jobs/:slug/apply", handleApply(d.Store, d.Waker, d.Now, d.Config),
+		deadline(d.Config.RequestTimeout), countSubmits(d.Metrics), limitSubmits, shed,
+		bodyLimit(submitBodyBytes(d.Config)), csrf(d.Config))
 
 	// Public JSON API.
 	api := e.Group("/api/v1", deadline(d.Config.RequestTimeout), noStore())

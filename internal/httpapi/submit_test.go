@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/config"
 	"github.com/intake/intake/internal/statustoken"
 	"github.com/intake/intake/internal/testkit"
@@ -392,7 +393,8 @@ func TestSubmitBodyTooLarge(t *testing.T) {
 	t.Parallel()
 	api := testkit.StartAPI(t, &testkit.APIOpts{Configure: func(c *config.Config) { c.MaxBodyBytes = 4096 }})
 	slug := api.CreatePosting(t, "go-engineer")
-	big := `{"full_name":"Ada","email":"ada@example.com","cover_letter":"` + strings.Repeat("a", 5000) + `"}`
+	// The allowance is INTAKE_MAX_BODY_BYTES and the answers' worst case.
+	big := `{"full_name":"Ada","email":"ada@example.com","cover_letter":"` + strings.Repeat("a", 4096+application.MaxAnswersBytes) + `"}`
 
 	requireProblem(t, api.Submit(t, slug, "key-1", big), http.StatusRequestEntityTooLarge, "body-too-large")
 
