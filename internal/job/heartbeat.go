@@ -46,11 +46,13 @@ type Heartbeat struct {
 	Metrics   *Metrics
 	Logger    *slog.Logger
 
-	// Local times (unix nanoseconds) read before sending a beat: of the
-	// last beat that committed, and of the first of the current unbroken
-	// run of prompt committed beats (0: the last beat failed).
-	lastBeat     atomic.Int64
-	healthySince atomic.Int64
+	// Local times read before sending a beat: of the last beat that
+	// committed, and of the first of the current unbroken run of prompt
+	// committed beats (nil: the last beat failed). Kept as time.Time, with
+	// their monotonic reading, so a step of the wall clock moves neither
+	// the send's cut-off nor the rescue's evidence.
+	lastBeat     atomic.Pointer[time.Time]
+	healthySince atomic.Pointer[time.Time]
 }
 
 // Run beats every Interval until ctx ends.
@@ -75,7 +77,7 @@ func (h *Heartbeat) Beat(ctx context.Context) error {
 	start := time.Now()
 	since := h.healthySince.Load()
 	rescue := time.Duration(0)
-	if since != 0 && start.Sub(time.Unix(0, since)) >= h.DeadAfter {
+	if since != nil && start.Sub(*since) >= h.DeadAfter {
 		rescue = h.DeadAfter
 	}
 	// A beat that cannot commit within Interval is a failed beat: the
@@ -84,11 +86,11 @@ func (h *Heartbeat) Beat(ctx context.Context) error {
 	defer cancel()
 	_, rescued, err := h.Store.WorkerBeat(beatCtx, h.Self, postgres.BeatOpts{Lease: h.Lease, RescueDeadAfter: rescue})
 	if err != nil {
-		h.healthySince.Store(0)
+		h.healthySince.Store(nil)
 		return err
 	}
-	h.lastBeat.Store(start.UnixNano())
-	h.healthySince.CompareAndSwap(0, start.UnixNano())
+	h.lastBeat.Store(&start)
+	h.healthySince.CompareAndSwap(nil, &start)
 	h.Metrics.Heartbeat(time.Now())
 	for _, j := range rescued {
 		h.Logger.Warn("rescued a running job from a dead worker", "job_id", j.ID, "kind", j.Kind, "state", j.State, "dead_worker", j.Worker)
@@ -104,8 +106,8 @@ func (h *Heartbeat) Beat(ctx context.Context) error {
 // attempt's row.
 func (h *Heartbeat) sendableUntil(taken, confirmed time.Time) time.Time {
 	base := taken
-	if last := time.Unix(0, h.lastBeat.Load()); last.After(confirmed) {
-		base = last
+	if last := h.lastBeat.Load(); last != nil && last.After(confirmed) {
+		base = *last
 	}
 	return base.Add(h.Lease - h.Lease/5)
 }
