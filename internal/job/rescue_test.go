@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
@@ -330,4 +331,53 @@ func (b *emailBundle) leaseEnd(t *testing.T) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return *end, nil
+}
+
+// An attempt that ends without recording its outcome (here its record hit
+// a one-second blip of its database path, so River will retry it) leaves
+// the delivery 'sending' under its lease. Its worker's heartbeat, still
+// beating, renews only the attempts in flight, so that lease runs out like
+// any other and the retry sends the email, instead of snoozing on a lease
+// renewed for as long as the worker lives.
+func TestLeaseOfAnEndedAttemptIsNotRenewed(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	hb := newHeartbeat(b.store, "worker-alive")
+	runHeartbeat(t, hb)
+
+	u, err := url.Parse(b.dbURL)
+	require.NoError(t, err)
+	proxy := testkit.StartProxy(t, u.Host)
+	proxied, err := postgres.NewPool(t.Context(), withHostPort(t, b.dbURL, proxy.Addr()), nil)
+	require.NoError(t, err)
+	t.Cleanup(proxied.Close)
+
+	// The job's own database path blips for a second right as the server
+	// answers 451; the heartbeat (its own pool) is unaffected.
+	b.smtp.Refuse(func(string) *smtp.SMTPError {
+		proxy.Cut(testkit.Refuse)
+		time.AfterFunc(time.Second, proxy.Restore)
+		return testkit.TempFailure()
+	})
+	w := b.worker(postgres.NewStore(proxied), 20*time.Second, 5*time.Second)
+	w.Heartbeat = hb
+	require.Error(t, w.Work(b.workCtx(t.Context()), b.runningJob(t)), "the record of the failed send should have failed")
+	b.smtp.Refuse(nil)
+	state, attempts := b.ledger(t)
+	require.Equal(t, "sending", state)
+	require.Equal(t, 1, attempts)
+
+	// The heartbeat goes on beating, and the ended attempt's lease lapses
+	// within its length.
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM deliveries WHERE lease_expires_at <= now()`) == 1
+	}, 10*leaseFor, 20*time.Millisecond, "the lease of an ended attempt is still being renewed")
+
+	// The retry takes the delivery, its own lease renewed while it sends,
+	// and sends the email.
+	w2 := b.worker(b.store, 20*time.Second, 5*time.Second)
+	w2.Heartbeat = hb
+	require.NoError(t, w2.Work(b.workCtx(t.Context()), b.runningJob(t)))
+	b.waitLedger(t, "sent")
+	require.Len(t, b.smtp.Messages(), 1)
 }
