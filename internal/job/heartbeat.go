@@ -103,7 +103,7 @@ func (h *Heartbeat) Beat(ctx context.Context) error {
 	h.healthySince.CompareAndSwap(nil, &start)
 	h.Metrics.Heartbeat(time.Now())
 	for _, j := range rescued {
-		h.Logger.Warn("rescued a running job from a dead worker", "job_id", j.ID, "kind", j.Kind, "state", j.State, "dead_worker", j.Worker)
+		h.Logger.Warn("rescued a running job from a dead worker", "job_id", j.ID, "kind", j.Kind, "state", j.State, "dead_worker", j.Worker, "new_job_id", j.NewID)
 	}
 	return nil
 }

@@ -21,8 +21,9 @@ type BeatOpts struct {
 	// only their leases are renewed, so the lease of an attempt that ended
 	// without recording its outcome runs out.
 	InFlight []Attempt
-	// RescueDeadAfter, when positive, also makes the running jobs of
-	// workers whose heartbeat is older than this available again.
+	// RescueDeadAfter, when positive, also rescues the running jobs of
+	// workers whose heartbeat is older than this: their rows are
+	// finalized, and new rows run them again.
 	RescueDeadAfter time.Duration
 }
 
@@ -33,16 +34,17 @@ type Attempt struct {
 	Number        int
 }
 
-// RescuedJob is a running job of a dead worker that a heartbeat made
-// available again.
+// RescuedJob is a running job of a dead worker that a heartbeat rescued.
 type RescuedJob struct {
+	// ID is the dead worker's row, finalized by the rescue.
 	ID   int64
 	Kind string
-	// State is the job's state after the rescue: available (it runs
-	// again now), discarded (its worker died on its last attempt) or
-	// cancelled (an erasure asked to cancel it).
+	// State is what the rescue made of the job: available (a new row,
+	// NewID, runs it again now), discarded (its worker died on its last
+	// attempt) or cancelled (an erasure asked to cancel it).
 	State  string
 	Worker string
+	NewID  int64
 }
 
 // WorkerBeat records that w is alive, renews the delivery leases its
@@ -87,8 +89,26 @@ func (s *Store) WorkerBeat(ctx context.Context, w Worker, opts BeatOpts) (renewe
 		}
 		rescued, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RescuedJob, error) {
 			var j RescuedJob
-			return j, r.Scan(&j.ID, &j.Kind, &j.State, &j.Worker)
+			var newID *int64
+			err := r.Scan(&j.ID, &j.Kind, &j.State, &j.Worker, &newID)
+			if newID != nil {
+				j.NewID = *newID
+			}
+			return j, err
 		})
+		if err != nil {
+			return err
+		}
+		var again []int64
+		for _, j := range rescued {
+			if j.NewID != 0 {
+				again = append(again, j.ID)
+			}
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, db.RiverJobsRescueInsert, again)
 		return err
 	})
 	if err != nil {
