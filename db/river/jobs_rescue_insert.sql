@@ -2,7 +2,8 @@
 -- $1): a new row each, with the id kept in the old row's rescued_as, and
 -- everything River needs to run it as the same job: kind, args, queue,
 -- priority, max_attempts, tags, unique key and states, metadata (with
--- rescued_from, the old row's id, in place of rescued_as), its attempts so
+-- rescued_from in place of rescued_as: the id of the job's first row, the
+-- same through every rescue, so the job is still known by it), its attempts so
 -- far (the dead run counted) and errors (the rescue last, which is how
 -- job.Metrics counts the rescue). It is available now rather than after a
 -- retry's backoff: its worker died, the job did not fail. It keeps its
@@ -16,7 +17,7 @@ INSERT INTO river_job (id, state, attempt, max_attempts, attempted_at, attempted
                        unique_key, unique_states)
 SELECT (o.metadata->>'rescued_as')::bigint, 'available', o.attempt, o.max_attempts, o.attempted_at,
        o.attempted_by, o.created_at, o.scheduled_at, o.priority, o.args, o.errors, o.kind,
-       (o.metadata - 'rescued_as') || jsonb_build_object('rescued_from', o.id), o.queue, o.tags,
+       (o.metadata - 'rescued_as') || jsonb_build_object('rescued_from', coalesce(o.metadata->'rescued_from', to_jsonb(o.id))), o.queue, o.tags,
        o.unique_key, o.unique_states
 FROM river_job o
 WHERE o.id = ANY($1::bigint[]) AND o.metadata ? 'rescued_as'
