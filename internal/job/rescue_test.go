@@ -470,3 +470,49 @@ func TestStaleCompleterCannotEndTheRescuedRun(t *testing.T) {
 	require.Len(t, b.smtp.Messages(), 1)
 	require.Equal(t, int32(2), rcpts.Load(), "the failed send, then its retry")
 }
+
+// A heartbeat rescue runs the job again as a new row that River takes for
+// the same job: the weekly report's, unique by its week, keeps its unique
+// key (the old row, discarded, gives it up first), so asking for the same
+// week again is still a no-op; and the new row has the old one's kind,
+// args, queue, priority, attempts and errors.
+func TestRescueKeepsAUniqueJobUnique(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	args := job.WeeklyReportArgs{Week: "2026-W48"}
+	res, err := b.river.Insert(t.Context(), args, nil)
+	require.NoError(t, err)
+	old := res.Job.ID
+	gone := newHeartbeat(b.store, "worker-gone")
+	require.NoError(t, gone.Beat(t.Context()))
+	_, err = b.pool.Exec(t.Context(), `
+		UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now(), attempted_by = ARRAY['worker-gone'] WHERE id = $1;`, old)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(t.Context(), `UPDATE worker_heartbeats SET last_seen_at = now() - interval '1 hour'`)
+	require.NoError(t, err)
+
+	_, rescued, err := b.store.WorkerBeat(t.Context(), postgres.Worker{ID: "worker-rescuer", Hostname: "test", PID: 1, StartedAt: time.Now()},
+		postgres.BeatOpts{RescueDeadAfter: deadAfter})
+	require.NoError(t, err)
+	require.Len(t, rescued, 1)
+	require.Equal(t, old, rescued[0].ID)
+	require.Equal(t, "available", rescued[0].State)
+	require.NotZero(t, rescued[0].NewID)
+	require.Equal(t, rescued[0].NewID, b.rescuedAs(t, old))
+
+	var same bool
+	require.NoError(t, b.pool.QueryRow(t.Context(), `
+		SELECT n.kind = o.kind AND n.args = o.args AND n.queue = o.queue AND n.priority = o.priority
+		   AND n.max_attempts = o.max_attempts AND n.attempt = o.attempt AND n.errors = o.errors
+		   AND n.unique_key = o.unique_key AND n.unique_states = o.unique_states AND n.scheduled_at = o.scheduled_at
+		   AND o.state = 'discarded' AND n.state = 'available' AND n.finalized_at IS NULL
+		   AND (n.metadata->>'rescued_from')::bigint = o.id
+		FROM river_job o, river_job n WHERE o.id = $1 AND n.id = $2`, old, rescued[0].NewID).Scan(&same))
+	require.True(t, same, "the new row is not the same job")
+	require.Equal(t, "rescued from dead worker worker-gone: its heartbeat stopped", b.jobState(t, rescued[0].NewID).LastError)
+
+	again, err := b.river.Insert(t.Context(), args, nil)
+	require.NoError(t, err)
+	require.True(t, again.UniqueSkippedAsDuplicate, "the rescued report job no longer holds its week")
+	require.Equal(t, rescued[0].NewID, again.Job.ID)
+}
