@@ -52,8 +52,13 @@ var RiverMetricsOldest string
 //go:embed river/confirmation_cancel.sql
 var RiverConfirmationCancel string
 
-// RiverJobsRescue rescues the running jobs of workers whose heartbeat is
-// older than $1, and returns them (id, kind, new state, dead worker).
+// RiverJobsRescue finalizes the running jobs of workers whose heartbeat is
+// older than $1, and returns them (id, kind, state, dead worker, id of the
+// job that runs it again); RiverJobsRescueInsert, in the same transaction,
+// inserts those new jobs from the finalized rows' ids ($1).
 //
 //go:embed river/jobs_rescue.sql
 var RiverJobsRescue string
+
+//go:embed river/jobs_rescue_insert.sql
+var RiverJobsRescueInsert string

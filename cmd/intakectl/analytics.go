@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -85,6 +86,9 @@ func retryAnalyticsJobs(ctx context.Context, client *river.Client[pgx.Tx], pool 
 				return err
 			}
 			for _, j := range batch.Jobs {
+				if rescuedAway(j) {
+					continue
+				}
 				// River leaves a job alone when a worker is running it;
 				// only the ones it moved count.
 				retried, err := client.JobRetryTx(ctx, tx, j.ID)
@@ -109,4 +113,14 @@ func retryAnalyticsJobs(ctx context.Context, client *river.Client[pgx.Tx], pool 
 		}
 		params = params.After(batch.LastCursor)
 	}
+}
+
+// rescuedAway reports whether j is a dead worker's row that a heartbeat
+// rescue finalized and replaced with a new row (db/river/jobs_rescue.sql):
+// the new row is the job, so replaying this one would run it twice.
+func rescuedAway(j *rivertype.JobRow) bool {
+	var m struct {
+		RescuedAs *int64 `json:"rescued_as"`
+	}
+	return json.Unmarshal(j.Metadata, &m) == nil && m.RescuedAs != nil
 }

@@ -58,24 +58,29 @@ func TestAnalyticsRetry(t *testing.T) {
 	insert("running", "analytics_event", "analytics", "running", 2, 152)
 	insert("email retryable", "confirmation_email", "email", "retryable", 2, 152)
 	insert("email discarded", "confirmation_email", "email", "discarded", 152, 152)
+	// A dead worker's row, finalized by a heartbeat rescue that ran the
+	// job again as a new row: replaying it would run the job twice.
+	insert("rescued away", "analytics_event", "analytics", "discarded", 1, 152)
+	mustExec(t, pool, `UPDATE river_job SET metadata = '{"rescued_as": 12345}' WHERE args->>'note' = 'rescued away'`)
 
 	// Without flags: the retrying analytics jobs run now, nothing else moves.
 	require.Equal(t, "retryable: made 2 analytics jobs available\n", c.ok("analytics", "retry"))
 	require.Equal(t, map[string]string{
 		"retryable 1": "available now", "retryable 2": "available now",
 		"discarded": "discarded", "cancelled": "cancelled", "completed": "completed", "running": "running",
-		"email retryable": "retryable", "email discarded": "discarded",
+		"email retryable": "retryable", "email discarded": "discarded", "rescued away": "discarded",
 	}, jobStates(t, pool))
 
 	// --discarded: the given-up and cancelled ones too; a completed or
-	// running analytics job and every email job stay as they are.
+	// running analytics job, a rescued one's old row and every email job
+	// stay as they are.
 	require.Equal(t, "retryable: made 0 analytics jobs available\n"+
 		"discarded: made 1 analytics jobs available\n"+
 		"cancelled: made 1 analytics jobs available\n", c.ok("analytics", "retry", "--discarded"))
 	require.Equal(t, map[string]string{
 		"retryable 1": "available now", "retryable 2": "available now",
 		"discarded": "available now", "cancelled": "available now", "completed": "completed", "running": "running",
-		"email retryable": "retryable", "email discarded": "discarded",
+		"email retryable": "retryable", "email discarded": "discarded", "rescued away": "discarded",
 	}, jobStates(t, pool))
 	// A job that had used up its attempts gets one more (River's rule).
 	var maxAttempts int

@@ -57,9 +57,13 @@ SET state = @state, last_error_class = @error_class, last_smtp_code = sqlc.narg(
 WHERE application_id = @application_id AND state = 'sending' AND attempts = @attempt;
 
 -- name: DeliveryLeasesRenew :execrows
--- A worker's heartbeat renews the live leases its attempts hold. A lease
--- that already lapsed is never revived: its worker has cut its send (see
--- job.Heartbeat), and another attempt may have been let in.
+-- A worker's heartbeat renews the live leases held by the attempts that are
+-- in flight in its process right now, each named by application and
+-- attempt: an attempt that ended with its lease still set (it could not
+-- record its outcome) keeps it only to its end, and the delivery is free
+-- again then. A lease that already lapsed is never revived: its worker has
+-- cut its send (see job.Heartbeat), and another attempt may have been let in.
 UPDATE deliveries
 SET lease_expires_at = now() + @lease::interval
-WHERE leased_by = @worker_id::text AND state = 'sending' AND lease_expires_at > now();
+WHERE (application_id, attempts) IN (SELECT unnest(@application_ids::uuid[]), unnest(@attempts::int[]))
+  AND leased_by = @worker_id::text AND state = 'sending' AND lease_expires_at > now();

@@ -4,17 +4,25 @@
 -- worker is dead when its heartbeat row (worker_heartbeats, by the
 -- database's clock) is older than $1; a job whose last worker has no
 -- heartbeat row at all (a worker of an older version, one stopped cleanly)
--- is left to River's rescuer. Like River's: a job whose erasure asked to
--- cancel it (cancel_attempted_at) ends cancelled; one that died on its last
--- attempt is discarded (the dead run counts as an attempt, so a job that
--- kills its worker every time runs out of attempts instead of looping); any
--- other is available again now rather than after a retry's backoff: its
--- worker died, the job did not fail. It keeps its scheduled_at, so it goes
--- back to its place at the head of its queue (River fetches oldest
--- scheduled first), not behind a backlog. The rescue is recorded as the job's
--- error. SKIP LOCKED: two workers rescuing at once each take different
--- jobs, and a job being completed right now is left alone. Returns each
--- rescued job's id, kind, new state and dead worker.
+-- is left to River's rescuer.
+--
+-- The dead worker's row is finalized, never made available again: a
+-- worker called dead may still be alive (a partition, a stalled process),
+-- and River's completer sets a job's state wherever it is still running
+-- (JobSetStateIfRunningMany checks nothing else), so its late completion,
+-- cancel or snooze would land on the run another worker started. On a
+-- finalized row it does nothing. Like River's rescuer: a job whose erasure
+-- asked to cancel it (cancel_attempted_at) ends cancelled; one that died on
+-- its last attempt is discarded (the dead run counts as an attempt, so a
+-- job that kills its worker every time runs out of attempts instead of
+-- looping). Any other is discarded too, and a new job takes its place
+-- (db/river/jobs_rescue_insert.sql, the next statement: the unique index
+-- lets the new row in only once this one left the unique states); its id
+-- is taken here and kept in the old row's metadata (rescued_as). The
+-- rescue is recorded as the job's error. SKIP LOCKED: two workers rescuing
+-- at once each take different jobs, and a job being completed right now is
+-- left alone. Returns each rescued job's id, kind, state (available: a new
+-- job runs it again), dead worker and new job's id (NULL: none).
 WITH dead AS (
     SELECT j.id, j.attempted_by[cardinality(j.attempted_by)] AS worker_id
     FROM river_job j
@@ -30,15 +38,21 @@ WITH dead AS (
                 WHEN j.attempt >= j.max_attempts THEN 'discarded'
                 ELSE 'available' END::river_job_state AS state
     FROM dead JOIN river_job j ON j.id = dead.id
+), numbered AS (
+    SELECT decided.*,
+           CASE WHEN decided.state = 'available' THEN nextval('river_job_id_seq') END AS new_id
+    FROM decided
 )
 UPDATE river_job j
-SET state = decided.state,
-    finalized_at = CASE WHEN decided.state = 'available' THEN NULL ELSE now() END,
+SET state = CASE WHEN numbered.state = 'cancelled' THEN 'cancelled' ELSE 'discarded' END::river_job_state,
+    finalized_at = now(),
+    metadata = CASE WHEN numbered.new_id IS NULL THEN j.metadata
+                    ELSE j.metadata || jsonb_build_object('rescued_as', numbered.new_id) END,
     errors = array_append(coalesce(j.errors, '{}'), jsonb_build_object(
         'at', now(),
         'attempt', j.attempt,
-        'error', 'rescued from dead worker ' || decided.worker_id || ': its heartbeat stopped',
+        'error', 'rescued from dead worker ' || numbered.worker_id || ': its heartbeat stopped',
         'trace', ''))
-FROM decided
-WHERE j.id = decided.id
-RETURNING j.id, j.kind, j.state::text, decided.worker_id;
+FROM numbered
+WHERE j.id = numbered.id
+RETURNING j.id, j.kind, numbered.state::text, numbered.worker_id, numbered.new_id;

@@ -32,6 +32,11 @@ import (
 // stopped heartbeat (db/river/jobs_rescue.sql) or by River's own rescuer.
 const rescuedSQL = `(errors::text LIKE '%rescued from dead worker%' OR errors::text LIKE '%Stuck job rescued%')`
 
+// jobSQL is the job a River row runs: the row's own id, or for a row a
+// heartbeat rescue made (db/river/jobs_rescue_insert.sql) the id of the
+// job's first row, so a job keeps one id through its rescues.
+const jobSQL = `coalesce((metadata->>'rescued_from')::bigint, id)`
+
 // count runs a count(*) query.
 func (c *Cluster) count(t testing.TB, query string, args ...any) int {
 	t.Helper()

@@ -44,7 +44,7 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 	for i := range kills {
 		victim := c.Workers[i%len(c.Workers)]
 		victimID := victim.WorkerID()
-		onVictim := `SELECT id FROM river_job WHERE state = 'running' AND attempted_by[cardinality(attempted_by)] = '` + victimID + `'`
+		onVictim := `SELECT ` + jobSQL + ` FROM river_job WHERE state = 'running' AND attempted_by[cardinality(attempted_by)] = '` + victimID + `'`
 		// Strike when the victim has half its email slots busy (or after
 		// 5 s), so it dies with emails in flight.
 		strike := time.Now().Add(5 * time.Second)
@@ -77,7 +77,7 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 		}
 	}
 	v := c.Check(t, Expect{Seeded: backlog, MaxDuplicates: len(runningAtKills)})
-	byHeartbeat := c.count(t, `SELECT count(*) FROM river_job WHERE errors::text LIKE '%rescued from dead worker%'`)
+	byHeartbeat := c.count(t, `SELECT count(DISTINCT `+jobSQL+`) FROM river_job WHERE errors::text LIKE '%rescued from dead worker%'`)
 	byRiver := c.count(t, `SELECT count(*) FROM river_job WHERE errors::text LIKE '%Stuck job rescued%'`)
 	if byRiver > 0 {
 		t.Errorf("%d jobs waited for River's own rescuer: the heartbeat rescue missed them", byRiver)
@@ -121,8 +121,10 @@ func (c *Cluster) waitRunAgain(t *testing.T, ids []int64, dead string, killedAt 
 		if time.Since(killedAt) > timeout {
 			t.Fatalf("%d jobs of the killed worker %s still not run again after %s", len(left), dead, timeout)
 		}
+		// A job's rows: the dead worker's, finalized by the rescue
+		// (rescued_as), is not the run again; the new one is.
 		rows, err := c.DB.Query(context.Background(), `
-			SELECT id FROM river_job WHERE id = ANY($1)
+			SELECT DISTINCT `+jobSQL+` FROM river_job WHERE `+jobSQL+` = ANY($1) AND NOT metadata ? 'rescued_as'
 			  AND (attempted_by[cardinality(attempted_by)] <> $2 OR state IN ('completed', 'cancelled', 'discarded'))`, left, dead)
 		if err != nil {
 			t.Fatalf("jobs run again: %v", err)

@@ -63,7 +63,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 		lastKill = time.Now()
 		// The victim's jobs by River's own record: its worker id is its
 		// River client id, the last entry of attempted_by.
-		k := kill{at: time.Since(c.Began), victim: victim.Name, running: c.jobIDs(t, `SELECT id FROM river_job
+		k := kill{at: time.Since(c.Began), victim: victim.Name, running: c.jobIDs(t, `SELECT `+jobSQL+` FROM river_job
 			WHERE kind = 'confirmation_email' AND state = 'running'
 			  AND attempted_by[cardinality(attempted_by)] = '`+killedWorkers[len(killedWorkers)-1]+`'`)}
 		k.sent = c.count(t, `SELECT count(*) FROM deliveries WHERE state = 'sent'`)
@@ -76,7 +76,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 	// Which jobs each kill left in flight: a job running on the victim (and
 	// not already frozen by an earlier kill) that River later had to rescue.
 	// Only those may have sent a second copy.
-	rescued := c.jobIDs(t, `SELECT id FROM river_job WHERE kind = 'confirmation_email' AND `+rescuedSQL)
+	rescued := c.jobIDs(t, `SELECT `+jobSQL+` FROM river_job WHERE kind = 'confirmation_email' AND `+rescuedSQL)
 	duplicated := c.duplicatedJobs(t)
 	frozen := map[int64]bool{}
 	dupBound, dupsAtKills := 0, 0
@@ -104,12 +104,12 @@ func TestWorkerSIGKILL(t *testing.T) {
 	// And by River's own record: every duplicated job was attempted by a
 	// process that was then killed (its worker id is its River client id).
 	dupIDs := slices.Collect(maps.Keys(duplicated))
-	byKilled := c.count(t, `SELECT count(*) FROM river_job WHERE id = ANY($1) AND attempted_by && $2`, dupIDs, killedWorkers)
+	byKilled := c.count(t, `SELECT count(DISTINCT `+jobSQL+`) FROM river_job WHERE `+jobSQL+` = ANY($1) AND attempted_by && $2`, dupIDs, killedWorkers)
 	if byKilled != len(duplicated) {
 		t.Errorf("%d duplicated emails, only %d of their jobs attempted by a killed worker", len(duplicated), byKilled)
 	}
 	v := c.Check(t, Expect{Seeded: backlog, MaxDuplicates: dupBound})
-	rescuedAnalytics := c.count(t, `SELECT count(*) FROM river_job WHERE kind = 'analytics_event' AND `+rescuedSQL)
+	rescuedAnalytics := c.count(t, `SELECT count(DISTINCT `+jobSQL+`) FROM river_job WHERE kind = 'analytics_event' AND `+rescuedSQL)
 
 	killTable := &Table{
 		Title:  "worker SIGKILL: the kills",
@@ -173,7 +173,7 @@ func (c *Cluster) duplicatedJobs(t *testing.T) map[int64]bool {
 	t.Helper()
 	counts := c.SMTP.CountByMessageID()
 	rows, err := c.DB.Query(context.Background(),
-		`SELECT id, args->>'application_id' FROM river_job WHERE kind = 'confirmation_email'`)
+		`SELECT DISTINCT `+jobSQL+`, args->>'application_id' FROM river_job WHERE kind = 'confirmation_email'`)
 	if err != nil {
 		t.Fatalf("confirmation jobs: %v", err)
 	}

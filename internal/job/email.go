@@ -122,6 +122,11 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	case err != nil:
 		return err
 	}
+	if w.Heartbeat != nil {
+		// Until this run returns, whatever it returns with: a lease it
+		// leaves set (its outcome not recorded) is then renewed no more.
+		defer w.Heartbeat.track(postgres.Attempt{ApplicationID: id, Number: attempt})()
+	}
 
 	// The send ends at its deadline, or when this worker's beats stopped
 	// renewing the lease (a worker that cannot beat may be called dead and

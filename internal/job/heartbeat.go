@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,11 +15,11 @@ import (
 //
 // Every Interval, one transaction (one commit) records the beat
 // (worker_heartbeats, by the database's clock), renews the delivery leases
-// this worker's email attempts hold to Lease from now, and rescues the
-// running jobs of workers whose last beat is older than DeadAfter: every
-// worker rescues, not only River's leader, so a killed leader's jobs do not
-// wait for River to elect another one, and the rescue costs no commit of its
-// own.
+// of the email attempts in flight in this process to Lease from now, and
+// rescues the running jobs of workers whose last beat is older than
+// DeadAfter: every worker rescues, not only River's leader, so a killed
+// leader's jobs do not wait for River to elect another one, and the rescue
+// costs no commit of its own.
 //
 // It is safe because a worker that cannot beat stops sending before anyone
 // may call it dead: its email sends are cut a fifth of Lease before the
@@ -46,11 +47,19 @@ type Heartbeat struct {
 	Metrics   *Metrics
 	Logger    *slog.Logger
 
-	// Local times (unix nanoseconds) read before sending a beat: of the
-	// last beat that committed, and of the first of the current unbroken
-	// run of prompt committed beats (0: the last beat failed).
-	lastBeat     atomic.Int64
-	healthySince atomic.Int64
+	// Local times read before sending a beat: of the last beat that
+	// committed, and of the first of the current unbroken run of prompt
+	// committed beats (nil: the last beat failed). Kept as time.Time, with
+	// their monotonic reading, so a step of the wall clock moves neither
+	// the send's cut-off nor the rescue's evidence.
+	lastBeat     atomic.Pointer[time.Time]
+	healthySince atomic.Pointer[time.Time]
+
+	// The email attempts in flight in this process, the only ones whose
+	// leases a beat renews. An attempt number is taken once per
+	// delivery, so no two runs track the same one.
+	mu       sync.Mutex
+	inFlight map[postgres.Attempt]struct{}
 }
 
 // Run beats every Interval until ctx ends.
@@ -72,28 +81,60 @@ func (h *Heartbeat) Run(ctx context.Context) {
 // Beat records one heartbeat, renews this worker's leases and, once its
 // beats have been healthy for DeadAfter, rescues dead workers' jobs.
 func (h *Heartbeat) Beat(ctx context.Context) error {
+	// The attempts are read after start: a beat that started after an
+	// attempt was tracked renews its lease (see sendableUntil).
 	start := time.Now()
+	inFlight := h.attempts()
 	since := h.healthySince.Load()
 	rescue := time.Duration(0)
-	if since != 0 && start.Sub(time.Unix(0, since)) >= h.DeadAfter {
+	if since != nil && start.Sub(*since) >= h.DeadAfter {
 		rescue = h.DeadAfter
 	}
 	// A beat that cannot commit within Interval is a failed beat: the
 	// next one starts on time, and a slow database is not "up".
 	beatCtx, cancel := context.WithTimeout(ctx, h.Interval)
 	defer cancel()
-	_, rescued, err := h.Store.WorkerBeat(beatCtx, h.Self, postgres.BeatOpts{Lease: h.Lease, RescueDeadAfter: rescue})
+	_, rescued, err := h.Store.WorkerBeat(beatCtx, h.Self, postgres.BeatOpts{Lease: h.Lease, InFlight: inFlight, RescueDeadAfter: rescue})
 	if err != nil {
-		h.healthySince.Store(0)
+		h.healthySince.Store(nil)
 		return err
 	}
-	h.lastBeat.Store(start.UnixNano())
-	h.healthySince.CompareAndSwap(0, start.UnixNano())
+	h.lastBeat.Store(&start)
+	h.healthySince.CompareAndSwap(nil, &start)
 	h.Metrics.Heartbeat(time.Now())
 	for _, j := range rescued {
-		h.Logger.Warn("rescued a running job from a dead worker", "job_id", j.ID, "kind", j.Kind, "state", j.State, "dead_worker", j.Worker)
+		h.Logger.Warn("rescued a running job from a dead worker", "job_id", j.ID, "kind", j.Kind, "state", j.State, "dead_worker", j.Worker, "new_job_id", j.NewID)
 	}
 	return nil
+}
+
+// track makes the beats renew attempt a's lease until the returned untrack
+// is called, when the attempt's run ends: however it ended, a lease it left
+// set then runs out on its own instead of being renewed while this worker
+// lives.
+func (h *Heartbeat) track(a postgres.Attempt) (untrack func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inFlight == nil {
+		h.inFlight = make(map[postgres.Attempt]struct{})
+	}
+	h.inFlight[a] = struct{}{}
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.inFlight, a)
+	}
+}
+
+// attempts returns the attempts in flight now.
+func (h *Heartbeat) attempts() []postgres.Attempt {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	as := make([]postgres.Attempt, 0, len(h.inFlight))
+	for a := range h.inFlight {
+		as = append(as, a)
+	}
+	return as
 }
 
 // sendableUntil is when a send under a lease taken at taken (read before
@@ -101,11 +142,12 @@ func (h *Heartbeat) Beat(ctx context.Context) error {
 // returned) must end: a fifth of Lease, time for the cut send to close
 // its connection, before the lease the last beat renewed ends. Only a beat
 // sent after confirmed counts: an earlier one may not have seen the
-// attempt's row.
+// attempt's row, nor the attempt tracked (track is called before confirmed
+// is read).
 func (h *Heartbeat) sendableUntil(taken, confirmed time.Time) time.Time {
 	base := taken
-	if last := time.Unix(0, h.lastBeat.Load()); last.After(confirmed) {
-		base = last
+	if last := h.lastBeat.Load(); last != nil && last.After(confirmed) {
+		base = *last
 	}
 	return base.Add(h.Lease - h.Lease/5)
 }

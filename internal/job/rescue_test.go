@@ -2,16 +2,23 @@ package job_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/job"
 	mailpkg "github.com/intake/intake/internal/mail"
 	"github.com/intake/intake/internal/postgres"
@@ -96,6 +103,16 @@ func (b *emailBundle) abandonedJob(t *testing.T, worker string) int64 {
 	return res.Job.ID
 }
 
+// rescuedAs is the id of the job a heartbeat's rescue of job id made to
+// run it again (0: none yet).
+func (b *emailBundle) rescuedAs(t *testing.T, id int64) int64 {
+	t.Helper()
+	var again int64
+	require.NoError(t, b.pool.QueryRow(t.Context(),
+		`SELECT coalesce((metadata->>'rescued_as')::bigint, 0) FROM river_job WHERE id = $1`, id).Scan(&again))
+	return again
+}
+
 type jobState struct {
 	State     string
 	Attempt   int
@@ -147,11 +164,18 @@ func TestDeadWorkersJobRunsAgainFromItsHeartbeat(t *testing.T) {
 	stopKilled()
 	killedAt := time.Now()
 	var s jobState
+	var again int64
 	require.Eventually(t, func() bool {
-		s = b.jobState(t, id)
+		if again = b.rescuedAs(t, id); again == 0 {
+			return false
+		}
+		s = b.jobState(t, again)
 		return s.State == "completed"
 	}, 20*time.Second, 20*time.Millisecond, "the dead worker's job never ran again: %+v", s)
 	took := time.Since(killedAt)
+	old := b.jobState(t, id)
+	require.Equal(t, "discarded", old.State, "the dead worker's row is finalized, its job run by a new one")
+	require.Equal(t, "rescued from dead worker worker-killed: its heartbeat stopped", old.LastError)
 	// Called dead after deadAfter, rescued by one of the next beats, run
 	// at once: the test's scale of the 15 s bound (10 s with the defaults).
 	// Generous for a loaded machine: a beat that times out delays the
@@ -330,4 +354,165 @@ func (b *emailBundle) leaseEnd(t *testing.T) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return *end, nil
+}
+
+// An attempt that ends without recording its outcome (here its record hit
+// a one-second blip of its database path, so River will retry it) leaves
+// the delivery 'sending' under its lease. Its worker's heartbeat, still
+// beating, renews only the attempts in flight, so that lease runs out like
+// any other and the retry sends the email, instead of snoozing on a lease
+// renewed for as long as the worker lives.
+func TestLeaseOfAnEndedAttemptIsNotRenewed(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	hb := newHeartbeat(b.store, "worker-alive")
+	runHeartbeat(t, hb)
+
+	u, err := url.Parse(b.dbURL)
+	require.NoError(t, err)
+	proxy := testkit.StartProxy(t, u.Host)
+	proxied, err := postgres.NewPool(t.Context(), withHostPort(t, b.dbURL, proxy.Addr()), nil)
+	require.NoError(t, err)
+	t.Cleanup(proxied.Close)
+
+	// The job's own database path blips for a second right as the server
+	// answers 451; the heartbeat (its own pool) is unaffected.
+	b.smtp.Refuse(func(string) *smtp.SMTPError {
+		proxy.Cut(testkit.Refuse)
+		time.AfterFunc(time.Second, proxy.Restore)
+		return testkit.TempFailure()
+	})
+	w := b.worker(postgres.NewStore(proxied), 20*time.Second, 5*time.Second)
+	w.Heartbeat = hb
+	require.Error(t, w.Work(b.workCtx(t.Context()), b.runningJob(t)), "the record of the failed send should have failed")
+	b.smtp.Refuse(nil)
+	state, attempts := b.ledger(t)
+	require.Equal(t, "sending", state)
+	require.Equal(t, 1, attempts)
+
+	// The heartbeat goes on beating, and the ended attempt's lease lapses
+	// within its length.
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM deliveries WHERE lease_expires_at <= now()`) == 1
+	}, 10*leaseFor, 20*time.Millisecond, "the lease of an ended attempt is still being renewed")
+
+	// The retry takes the delivery, its own lease renewed while it sends,
+	// and sends the email.
+	w2 := b.worker(b.store, 20*time.Second, 5*time.Second)
+	w2.Heartbeat = hb
+	require.NoError(t, w2.Work(b.workCtx(t.Context()), b.runningJob(t)))
+	b.waitLedger(t, "sent")
+	require.Len(t, b.smtp.Messages(), 1)
+}
+
+// A worker called dead while alive (a partition, a stalled process) comes
+// back and its River completer ends its stale run: River sets a job's state
+// wherever it is still running, checking nothing else. The rescue ran the
+// job as a new row, so the stale cancel finds its own row finalized and
+// does nothing: the rescued run, which fails temporarily, is retried and
+// the email is sent.
+func TestStaleCompleterCannotEndTheRescuedRun(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	stalled := newHeartbeat(b.store, "worker-stalled")
+	require.NoError(t, stalled.Beat(t.Context())) // one beat, then silence
+	id := b.abandonedJob(t, stalled.Self.ID)      // attempt 1, lease held by stalled
+
+	// The rescued run's send is slow, and its first one fails temporarily
+	// (451 at RCPT).
+	var rcpts atomic.Int32
+	b.smtp.SetReplyDelay(1500 * time.Millisecond)
+	b.smtp.Refuse(func(string) *smtp.SMTPError {
+		if rcpts.Add(1) == 1 {
+			return testkit.TempFailure()
+		}
+		return nil
+	})
+	survivor := newHeartbeat(b.store, "worker-survivor")
+	runHeartbeat(t, survivor)
+	b.startWorker(t, survivor)
+
+	// Rescued: running on the survivor, which took attempt 2 and is sending.
+	var live int64
+	require.Eventually(t, func() bool {
+		live = b.idOf(t, `SELECT coalesce(max(id), 0) FROM river_job
+			WHERE kind = 'confirmation_email' AND state = 'running' AND attempted_by[cardinality(attempted_by)] = 'worker-survivor'`)
+		st, attempts := b.ledger(t)
+		return live != 0 && st == "sending" && attempts == 2
+	}, 15*time.Second, 10*time.Millisecond)
+
+	// The stalled worker comes back: its run records its (cut) send with
+	// attempt 1 and learns it lost the lease ...
+	err := b.store.DeliveryUnsent(t.Context(), b.appID, 1, application.EmailRetrying, application.FailureTemporary, 0)
+	require.ErrorIs(t, err, postgres.ErrLeaseLost)
+	// ... so its Work returns river.JobCancel(errLeaseLost), and its River
+	// completer runs exactly this for the job it fetched (river
+	// internal/jobcompleter -> JobSetStateIfRunningMany).
+	errData, err := json.Marshal(map[string]any{"at": time.Now(), "attempt": 1, "error": "JobCancelError: a newer attempt owns this delivery; this run stops"})
+	require.NoError(t, err)
+	p := riverdriver.JobSetStateCancelled(id, time.Now(), errData, nil)
+	_, err = riverpgxv5.New(b.pool).GetExecutor().JobSetStateIfRunningMany(t.Context(), &riverdriver.JobSetStateIfRunningManyParams{
+		ID: []int64{p.ID}, Attempt: []*int{p.Attempt}, ErrData: [][]byte{p.ErrData}, FinalizedAt: []*time.Time{p.FinalizedAt},
+		MetadataDoMerge: []bool{false}, MetadataUpdates: [][]byte{nil}, ScheduledAt: []*time.Time{p.ScheduledAt},
+		State: []rivertype.JobState{p.State},
+	})
+	require.NoError(t, err)
+
+	// The rescued run goes on; the stale run's row stays as the rescue
+	// left it.
+	require.Equal(t, "running", b.jobState(t, live).State, "the stale completer ended the rescued run")
+	require.Equal(t, "discarded", b.jobState(t, id).State)
+
+	// Its temporary failure is retried, and the email sent once.
+	b.smtp.SetReplyDelay(0)
+	b.waitLedger(t, "sent")
+	require.Eventually(t, func() bool { return b.jobState(t, live).State == "completed" }, 10*time.Second, 10*time.Millisecond)
+	require.Len(t, b.smtp.Messages(), 1)
+	require.Equal(t, int32(2), rcpts.Load(), "the failed send, then its retry")
+}
+
+// A heartbeat rescue runs the job again as a new row that River takes for
+// the same job: the weekly report's, unique by its week, keeps its unique
+// key (the old row, discarded, gives it up first), so asking for the same
+// week again is still a no-op; and the new row has the old one's kind,
+// args, queue, priority, attempts and errors.
+func TestRescueKeepsAUniqueJobUnique(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	args := job.WeeklyReportArgs{Week: "2026-W48"}
+	res, err := b.river.Insert(t.Context(), args, nil)
+	require.NoError(t, err)
+	old := res.Job.ID
+	gone := newHeartbeat(b.store, "worker-gone")
+	require.NoError(t, gone.Beat(t.Context()))
+	_, err = b.pool.Exec(t.Context(), `
+		UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now(), attempted_by = ARRAY['worker-gone'] WHERE id = $1;`, old)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(t.Context(), `UPDATE worker_heartbeats SET last_seen_at = now() - interval '1 hour'`)
+	require.NoError(t, err)
+
+	_, rescued, err := b.store.WorkerBeat(t.Context(), postgres.Worker{ID: "worker-rescuer", Hostname: "test", PID: 1, StartedAt: time.Now()},
+		postgres.BeatOpts{RescueDeadAfter: deadAfter})
+	require.NoError(t, err)
+	require.Len(t, rescued, 1)
+	require.Equal(t, old, rescued[0].ID)
+	require.Equal(t, "available", rescued[0].State)
+	require.NotZero(t, rescued[0].NewID)
+	require.Equal(t, rescued[0].NewID, b.rescuedAs(t, old))
+
+	var same bool
+	require.NoError(t, b.pool.QueryRow(t.Context(), `
+		SELECT n.kind = o.kind AND n.args = o.args AND n.queue = o.queue AND n.priority = o.priority
+		   AND n.max_attempts = o.max_attempts AND n.attempt = o.attempt AND n.errors = o.errors
+		   AND n.unique_key = o.unique_key AND n.unique_states = o.unique_states AND n.scheduled_at = o.scheduled_at
+		   AND o.state = 'discarded' AND n.state = 'available' AND n.finalized_at IS NULL
+		   AND (n.metadata->>'rescued_from')::bigint = o.id
+		FROM river_job o, river_job n WHERE o.id = $1 AND n.id = $2`, old, rescued[0].NewID).Scan(&same))
+	require.True(t, same, "the new row is not the same job")
+	require.Equal(t, "rescued from dead worker worker-gone: its heartbeat stopped", b.jobState(t, rescued[0].NewID).LastError)
+
+	again, err := b.river.Insert(t.Context(), args, nil)
+	require.NoError(t, err)
+	require.True(t, again.UniqueSkippedAsDuplicate, "the rescued report job no longer holds its week")
+	require.Equal(t, rescued[0].NewID, again.Job.ID)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -13,28 +14,41 @@ import (
 
 // BeatOpts say what a heartbeat does besides saying the worker is alive.
 type BeatOpts struct {
-	// Lease renews the live delivery leases the worker's attempts hold to
-	// now() + Lease (zero: none renewed).
+	// Lease renews the live delivery leases of InFlight to now() + Lease
+	// (zero: none renewed).
 	Lease time.Duration
-	// RescueDeadAfter, when positive, also makes the running jobs of
-	// workers whose heartbeat is older than this available again.
+	// InFlight are the email attempts running in the worker's process now:
+	// only their leases are renewed, so the lease of an attempt that ended
+	// without recording its outcome runs out.
+	InFlight []Attempt
+	// RescueDeadAfter, when positive, also rescues the running jobs of
+	// workers whose heartbeat is older than this: their rows are
+	// finalized, and new rows run them again.
 	RescueDeadAfter time.Duration
 }
 
-// RescuedJob is a running job of a dead worker that a heartbeat made
-// available again.
+// Attempt is one email attempt: the delivery's application and the attempt
+// number DeliveryAttemptStartFor returned.
+type Attempt struct {
+	ApplicationID string
+	Number        int
+}
+
+// RescuedJob is a running job of a dead worker that a heartbeat rescued.
 type RescuedJob struct {
+	// ID is the dead worker's row, finalized by the rescue.
 	ID   int64
 	Kind string
-	// State is the job's state after the rescue: available (it runs
-	// again now), discarded (its worker died on its last attempt) or
-	// cancelled (an erasure asked to cancel it).
+	// State is what the rescue made of the job: available (a new row,
+	// NewID, runs it again now), discarded (its worker died on its last
+	// attempt) or cancelled (an erasure asked to cancel it).
 	State  string
 	Worker string
+	NewID  int64
 }
 
 // WorkerBeat records that w is alive, renews the delivery leases its
-// attempts hold and, when asked, rescues the jobs of dead workers, all in
+// in-flight attempts hold and, when asked, rescues the jobs of dead workers, all in
 // ONE transaction: a beat costs one commit however much it does, and a
 // beat that fails renews nothing. It returns how many leases it renewed
 // and the jobs it rescued.
@@ -50,11 +64,17 @@ func (s *Store) WorkerBeat(ctx context.Context, w Worker, opts BeatOpts) (renewe
 		}); err != nil {
 			return err
 		}
-		if opts.Lease > 0 {
-			n, err := q.DeliveryLeasesRenew(ctx, dbsqlc.DeliveryLeasesRenewParams{
-				Lease:    interval(opts.Lease),
-				WorkerID: w.ID,
-			})
+		if opts.Lease > 0 && len(opts.InFlight) > 0 {
+			p := dbsqlc.DeliveryLeasesRenewParams{Lease: interval(opts.Lease), WorkerID: w.ID}
+			for _, a := range opts.InFlight {
+				id, err := uuid.Parse(a.ApplicationID)
+				if err != nil {
+					return err
+				}
+				p.ApplicationIds = append(p.ApplicationIds, id)
+				p.Attempts = append(p.Attempts, int32(a.Number))
+			}
+			n, err := q.DeliveryLeasesRenew(ctx, p)
 			if err != nil {
 				return err
 			}
@@ -69,8 +89,26 @@ func (s *Store) WorkerBeat(ctx context.Context, w Worker, opts BeatOpts) (renewe
 		}
 		rescued, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RescuedJob, error) {
 			var j RescuedJob
-			return j, r.Scan(&j.ID, &j.Kind, &j.State, &j.Worker)
+			var newID *int64
+			err := r.Scan(&j.ID, &j.Kind, &j.State, &j.Worker, &newID)
+			if newID != nil {
+				j.NewID = *newID
+			}
+			return j, err
 		})
+		if err != nil {
+			return err
+		}
+		var again []int64
+		for _, j := range rescued {
+			if j.NewID != 0 {
+				again = append(again, j.ID)
+			}
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, db.RiverJobsRescueInsert, again)
 		return err
 	})
 	if err != nil {

@@ -109,19 +109,30 @@ func (q *Queries) DeliveryLeaseGet(ctx context.Context, applicationID uuid.UUID)
 const deliveryLeasesRenew = `-- name: DeliveryLeasesRenew :execrows
 UPDATE deliveries
 SET lease_expires_at = now() + $1::interval
-WHERE leased_by = $2::text AND state = 'sending' AND lease_expires_at > now()
+WHERE (application_id, attempts) IN (SELECT unnest($2::uuid[]), unnest($3::int[]))
+  AND leased_by = $4::text AND state = 'sending' AND lease_expires_at > now()
 `
 
 type DeliveryLeasesRenewParams struct {
-	Lease    pgtype.Interval
-	WorkerID string
+	Lease          pgtype.Interval
+	ApplicationIds []uuid.UUID
+	Attempts       []int32
+	WorkerID       string
 }
 
-// A worker's heartbeat renews the live leases its attempts hold. A lease
-// that already lapsed is never revived: its worker has cut its send (see
-// job.Heartbeat), and another attempt may have been let in.
+// A worker's heartbeat renews the live leases held by the attempts that are
+// in flight in its process right now, each named by application and
+// attempt: an attempt that ended with its lease still set (it could not
+// record its outcome) keeps it only to its end, and the delivery is free
+// again then. A lease that already lapsed is never revived: its worker has
+// cut its send (see job.Heartbeat), and another attempt may have been let in.
 func (q *Queries) DeliveryLeasesRenew(ctx context.Context, arg DeliveryLeasesRenewParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deliveryLeasesRenew, arg.Lease, arg.WorkerID)
+	result, err := q.db.Exec(ctx, deliveryLeasesRenew,
+		arg.Lease,
+		arg.ApplicationIds,
+		arg.Attempts,
+		arg.WorkerID,
+	)
 	if err != nil {
 		return 0, err
 	}
