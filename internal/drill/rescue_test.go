@@ -37,6 +37,10 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 
 	var waits []time.Duration
 	runningAtKills := map[int64]bool{}
+	// A job can be running at two kills (rescued from the first victim
+	// onto the next one), and each kill may cost it a copy: the bound on
+	// duplicates counts a job once per kill it was running at.
+	inFlightAtKills := 0
 	table := &Table{
 		Title:  "worker SIGKILL rescue time: the kills",
 		Header: []string{"kill", "victim", "jobs running on victim", "run again p50", "run again max"},
@@ -58,6 +62,7 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 		ids := make([]int64, 0, len(running))
 		for id := range running {
 			runningAtKills[id] = true
+			inFlightAtKills++
 			ids = append(ids, id)
 		}
 		kill := c.waitRunAgain(t, ids, victimID, killedAt, time.Minute)
@@ -76,7 +81,7 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 			t.Errorf("job %d sent twice, but it was not running on a killed worker", id)
 		}
 	}
-	v := c.Check(t, Expect{Seeded: backlog, MaxDuplicates: len(runningAtKills)})
+	v := c.Check(t, Expect{Seeded: backlog, MaxDuplicates: inFlightAtKills})
 	byHeartbeat := c.count(t, `SELECT count(DISTINCT `+jobSQL+`) FROM river_job WHERE errors::text LIKE '%rescued from dead worker%'`)
 	byRiver := c.count(t, `SELECT count(*) FROM river_job WHERE errors::text LIKE '%Stuck job rescued%'`)
 	if byRiver > 0 {
@@ -95,7 +100,7 @@ func TestWorkerSIGKILLRescueTime(t *testing.T) {
 	m.Row("jobs running on the victims at the kills", len(runningAtKills))
 	m.Row("kill to run again: p50 / max (bound)", fmt.Sprintf("%s / %s (%s)", p50, worst, bound))
 	m.Row("rescued from a stopped heartbeat / by River's rescuer", fmt.Sprintf("%d / %d", byHeartbeat, byRiver))
-	m.Row("duplicate emails (only jobs running at a kill)", fmt.Sprintf("%d (of %d possible)", v.Duplicates, len(runningAtKills)))
+	m.Row("duplicate emails (only jobs running at a kill)", fmt.Sprintf("%d (of %d possible: a job once per kill it was running at)", v.Duplicates, inFlightAtKills))
 	m.Row("lost emails / lost events", fmt.Sprintf("%d / %d", v.LostEmails, v.LostEvents))
 	m.Row("everything settled, after last restart", drain.Settled)
 	m.Print(t)

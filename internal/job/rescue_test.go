@@ -504,7 +504,7 @@ func TestRescueKeepsAUniqueJobUnique(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(t.Context(), `
 		SELECT n.kind = o.kind AND n.args = o.args AND n.queue = o.queue AND n.priority = o.priority
 		   AND n.max_attempts = o.max_attempts AND n.attempt = o.attempt AND n.errors = o.errors
-		   AND n.unique_key = o.unique_key AND n.unique_states = o.unique_states AND n.scheduled_at = o.scheduled_at
+		   AND n.unique_key = o.unique_key AND n.unique_states = o.unique_states AND n.scheduled_at = o.scheduled_at - interval '1 millisecond'
 		   AND o.state = 'discarded' AND n.state = 'available' AND n.finalized_at IS NULL
 		   AND (n.metadata->>'rescued_from')::bigint = o.id
 		FROM river_job o, river_job n WHERE o.id = $1 AND n.id = $2`, old, rescued[0].NewID).Scan(&same))
