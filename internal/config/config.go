@@ -154,7 +154,7 @@ var Vars = []Var{
 	{Name: "INTAKE_RESCUE_AFTER", Default: "1m", Help: "backstop: a job still running after this long is run again by any worker, heartbeat or not; must exceed INTAKE_JOB_TIMEOUT + INTAKE_RECORD_TIMEOUT"},
 	{Name: "INTAKE_HEARTBEAT_INTERVAL", Default: "2s", Help: "how often each worker records its heartbeat (one commit), renews its email leases and rescues dead workers' jobs"},
 	{Name: "INTAKE_EMAIL_LEASE", Default: "5s", Help: "an email attempt's delivery lease, renewed by every heartbeat; a worker whose heartbeat stops cuts its sends before it ends; at least 2 × INTAKE_HEARTBEAT_INTERVAL"},
-	{Name: "INTAKE_WORKER_DEAD_AFTER", Default: "6s", Help: "a worker whose heartbeat is older than this is dead: its running jobs run again at once; must be longer than INTAKE_EMAIL_LEASE"},
+	{Name: "INTAKE_WORKER_DEAD_AFTER", Default: "7s", Help: "a worker whose heartbeat is older than this is dead: its running jobs run again at once; at least INTAKE_EMAIL_LEASE + INTAKE_HEARTBEAT_INTERVAL"},
 	{Name: "INTAKE_RETRY_BASE", Default: "10s", Help: "first retry delay; doubles per attempt"},
 	{Name: "INTAKE_RETRY_MAX", Default: "30m", Help: "longest delay between retries"},
 	{Name: "INTAKE_RETRY_FOR", Default: "72h", Help: "how long a failing email or analytics job keeps being retried before it is given up"},
@@ -276,19 +276,21 @@ func Load(getenv func(string) string) (Config, error) {
 			c.JobTimeout, c.RecordTimeout))
 	}
 	// The heartbeat rescue's rules (see job.Heartbeat): a lease spans at
-	// least two beats, so one slow beat never cuts a send; and it ends
-	// before its worker may be called dead, so the rescued run finds it
-	// over and never overlaps a send of a worker that is alive but cannot
-	// reach the database. A killed worker's jobs run again within about
-	// INTAKE_WORKER_DEAD_AFTER + INTAKE_HEARTBEAT_INTERVAL.
+	// least two beats, so one slow beat never cuts a send; and a worker is
+	// called dead only a beat after its leases ended, so the rescued run
+	// finds them over and never overlaps a send of a worker that is alive
+	// but cannot reach the database, and a live worker whose beats failed
+	// twice is not yet dead if its third gets through. A killed worker's
+	// jobs run again within about INTAKE_WORKER_DEAD_AFTER +
+	// INTAKE_HEARTBEAT_INTERVAL.
 	c.HeartbeatInterval = r.duration("INTAKE_HEARTBEAT_INTERVAL", 100*time.Millisecond, time.Minute)
 	c.EmailLease = r.duration("INTAKE_EMAIL_LEASE", 200*time.Millisecond, time.Hour)
 	c.WorkerDeadAfter = r.duration("INTAKE_WORKER_DEAD_AFTER", 300*time.Millisecond, time.Hour)
 	if c.EmailLease < 2*c.HeartbeatInterval && r.ok("INTAKE_EMAIL_LEASE", "INTAKE_HEARTBEAT_INTERVAL") {
 		r.fail("INTAKE_EMAIL_LEASE", fmt.Sprintf("must be at least 2 × INTAKE_HEARTBEAT_INTERVAL (%s), so one slow heartbeat does not cut a send", 2*c.HeartbeatInterval))
 	}
-	if c.WorkerDeadAfter <= c.EmailLease && r.ok("INTAKE_WORKER_DEAD_AFTER", "INTAKE_EMAIL_LEASE") {
-		r.fail("INTAKE_WORKER_DEAD_AFTER", fmt.Sprintf("must be longer than INTAKE_EMAIL_LEASE (%s), so a silent worker's leases end before its jobs run again", c.EmailLease))
+	if c.WorkerDeadAfter < c.EmailLease+c.HeartbeatInterval && r.ok("INTAKE_WORKER_DEAD_AFTER", "INTAKE_EMAIL_LEASE", "INTAKE_HEARTBEAT_INTERVAL") {
+		r.fail("INTAKE_WORKER_DEAD_AFTER", fmt.Sprintf("must be at least INTAKE_EMAIL_LEASE + INTAKE_HEARTBEAT_INTERVAL (%s), so a silent worker's leases end before its jobs run again and two failed beats do not make a live worker dead", c.EmailLease+c.HeartbeatInterval))
 	}
 	c.RetryBase = r.duration("INTAKE_RETRY_BASE", time.Millisecond, time.Hour)
 	c.RetryMax = r.duration("INTAKE_RETRY_MAX", time.Millisecond, 24*time.Hour)

@@ -270,6 +270,7 @@ func TestLoadBadValue(t *testing.T) {
 		{"email lease under two heartbeats", []string{"INTAKE_HEARTBEAT_INTERVAL", "2s", "INTAKE_EMAIL_LEASE", "3999ms"}, "INTAKE_EMAIL_LEASE"},
 		{"worker dead as the lease ends", []string{"INTAKE_EMAIL_LEASE", "5s", "INTAKE_WORKER_DEAD_AFTER", "5s"}, "INTAKE_WORKER_DEAD_AFTER"},
 		{"worker dead before the lease ends", []string{"INTAKE_EMAIL_LEASE", "10s"}, "INTAKE_WORKER_DEAD_AFTER"},
+		{"worker dead within a beat of the lease's end", []string{"INTAKE_EMAIL_LEASE", "5s", "INTAKE_HEARTBEAT_INTERVAL", "2s", "INTAKE_WORKER_DEAD_AFTER", "6s"}, "INTAKE_WORKER_DEAD_AFTER"},
 		{"heartbeat interval without unit", []string{"INTAKE_HEARTBEAT_INTERVAL", "2"}, "INTAKE_HEARTBEAT_INTERVAL"},
 		{"org name blank", []string{"INTAKE_ORG_NAME", "   "}, "INTAKE_ORG_NAME"},
 		{"org logo not a URL", []string{"INTAKE_ORG_LOGO_URL", "logo.png"}, "INTAKE_ORG_LOGO_URL"},
