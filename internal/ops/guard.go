@@ -34,9 +34,10 @@ type Auditor func(ctx context.Context, e access.Entry) error
 func Guard(authenticate Authenticator, audit Auditor, logger *slog.Logger, next http.Handler) http.Handler {
 	crossOrigin := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		action := "riverui.act"
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			action = "riverui.read"
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead
+		action, need := "riverui.act", access.RoleAdmin
+		if read {
+			action, need = "riverui.read", access.RoleViewer
 		}
 		target := r.Method + " " + r.URL.Path
 		if len(target) > 200 {
@@ -65,11 +66,6 @@ func Guard(authenticate Authenticator, audit Auditor, logger *slog.Logger, next 
 			return
 		}
 		caller := access.Caller{Actor: access.TokenActor(tok.ID), TokenID: tok.ID, Role: tok.Role}
-		read := r.Method == http.MethodGet || r.Method == http.MethodHead
-		need := access.RoleAdmin
-		if read {
-			need = access.RoleViewer
-		}
 		if !tok.Role.Allows(need) || (!read && crossOrigin.Check(r) != nil) {
 			record(caller, access.OutcomeDenied)
 			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
