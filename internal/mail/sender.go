@@ -134,11 +134,12 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 
+	rcpts := append([]string{m.ToAddress}, m.AlsoTo...)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if c := s.take(); c != nil {
 		c.conn.arm(ctx)
-		err := s.deliver(ctx, c, append([]string{m.ToAddress}, m.AlsoTo...), msg, true)
+		err := s.deliver(ctx, c, rcpts, msg, true)
 		if !errors.Is(err, errStale) {
 			return err
 		}
@@ -147,7 +148,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return err
 	}
-	return s.deliver(ctx, c, append([]string{m.ToAddress}, m.AlsoTo...), msg, false)
+	return s.deliver(ctx, c, rcpts, msg, false)
 }
 
 // dial connects: go-mail does the greeting, EHLO, STARTTLS and AUTH. The
