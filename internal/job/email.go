@@ -96,11 +96,7 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	// so every deadline below falls before the lease's real end. With a
 	// Heartbeat the lease is its short renewed one instead, and the time
 	// read before taking it starts the send's guard.
-	sendBy := time.Now().Add(w.Lease - w.RecordWithin)
-	if d, ok := ctx.Deadline(); ok && d.Before(sendBy) {
-		sendBy = d
-	}
-	leaseEnd := sendBy.Add(w.RecordWithin)
+	sendBy, leaseEnd := sendWindow(ctx, w.Lease, w.RecordWithin)
 	lease, owner := time.Until(leaseEnd), ""
 	if w.Heartbeat != nil {
 		lease, owner = w.Heartbeat.Lease, w.Heartbeat.Self.ID
@@ -203,4 +199,16 @@ func (w *ConfirmationEmailWorker) recordSent(ctx context.Context, job *river.Job
 
 func (w *ConfirmationEmailWorker) NextRetry(job *river.Job[ConfirmationEmailArgs]) time.Time {
 	return w.Retry.next(time.Now(), job.Attempt)
+}
+
+// sendWindow is when a send under a lease of lease from now must end
+// (recordWithin before the lease, or at ctx's deadline if that is sooner)
+// and when the lease taken for it ends (recordWithin after the send's end).
+// The caller reads it before the database takes the lease.
+func sendWindow(ctx context.Context, lease, recordWithin time.Duration) (sendBy, leaseEnd time.Time) {
+	sendBy = time.Now().Add(lease - recordWithin)
+	if d, ok := ctx.Deadline(); ok && d.Before(sendBy) {
+		sendBy = d
+	}
+	return sendBy, sendBy.Add(recordWithin)
 }

@@ -114,11 +114,7 @@ func (w *WeeklyReportWorker) email(ctx context.Context, job *river.Job[WeeklyRep
 	}
 	// As in ConfirmationEmailWorker.Work: the local clock is read before
 	// the database takes the lease, so the deadlines fall within it.
-	sendBy := time.Now().Add(w.Lease - w.RecordWithin)
-	if d, ok := ctx.Deadline(); ok && d.Before(sendBy) {
-		sendBy = d
-	}
-	leaseEnd := sendBy.Add(w.RecordWithin)
+	sendBy, leaseEnd := sendWindow(ctx, w.Lease, w.RecordWithin)
 	attempt, err := w.Store.ReportEmailStart(ctx, report.Week, time.Until(leaseEnd))
 	var held *postgres.LeaseHeldError
 	switch {

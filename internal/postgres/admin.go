@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/intake/intake/internal/access"
@@ -110,19 +109,8 @@ func (s *Store) ApplicationCV(ctx context.Context, c access.Caller, id string) (
 func (s *Store) AddPosting(ctx context.Context, c access.Caller, p application.NewPosting) (application.Posting, error) {
 	var out application.Posting
 	err := s.audited(ctx, c, "jobs.create", "posting", func(q *dbsqlc.Queries) (string, error) {
-		params, err := postingInsertParams(p)
-		if err != nil {
-			return p.Slug, err
-		}
-		row, err := q.PostingInsert(ctx, params)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return p.Slug, ErrSlugTaken
-		}
-		if err != nil {
-			return p.Slug, err
-		}
-		out, err = toPosting(row)
+		var err error
+		out, err = insertPosting(ctx, q, p)
 		return p.Slug, err
 	})
 	return out, err

@@ -82,7 +82,7 @@ func (s *Store) DeliveryAttemptStartFor(ctx context.Context, applicationID strin
 	}
 	attempt, err := s.q.DeliveryAttemptStart(ctx, dbsqlc.DeliveryAttemptStartParams{
 		ApplicationID: id,
-		Lease:         pgtype.Interval{Microseconds: lease.Microseconds(), Valid: true},
+		Lease:         interval(lease),
 		LeasedBy:      pgtype.Text{String: worker, Valid: worker != ""},
 	})
 	if err == nil {
@@ -167,7 +167,7 @@ func (s *Store) DeliveryUnsent(ctx context.Context, applicationID string, attemp
 // can move on any more, and returns their application ids. quietFor is how
 // long such a row must have been left alone first.
 func (s *Store) AbandonDeliveries(ctx context.Context, quietFor time.Duration) ([]string, error) {
-	rows, err := s.pool.Query(ctx, db.DeliveriesAbandon, pgtype.Interval{Microseconds: quietFor.Microseconds(), Valid: true})
+	rows, err := s.pool.Query(ctx, db.DeliveriesAbandon, interval(quietFor))
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -40,13 +40,8 @@ func (s *Store) EraseByEmail(ctx context.Context, c access.Caller, normalizedEma
 		if err != nil {
 			return "", "", err
 		}
-		for _, id := range ids {
-			if err := erase(ctx, tx, q, id); err != nil {
-				return "", "", err
-			}
-			if err := insertAuditDetail(ctx, q, c, "applications.erase", "application", id.String(), reason, access.OutcomeOK); err != nil {
-				return "", "", err
-			}
+		if err := eraseEach(ctx, tx, q, c, ids, reason); err != nil {
+			return "", "", err
 		}
 		n = len(ids)
 		detail := "erased " + strconv.Itoa(n)
@@ -56,6 +51,20 @@ func (s *Store) EraseByEmail(ctx context.Context, c access.Caller, normalizedEma
 		return "", detail, nil
 	})
 	return n, err
+}
+
+// eraseEach erases each of ids, each with its applications.erase audit
+// row (the reason as its detail), in tx.
+func eraseEach(ctx context.Context, tx pgx.Tx, q *dbsqlc.Queries, c access.Caller, ids []uuid.UUID, reason string) error {
+	for _, id := range ids {
+		if err := erase(ctx, tx, q, id); err != nil {
+			return err
+		}
+		if err := insertAuditDetail(ctx, q, c, "applications.erase", "application", id.String(), reason, access.OutcomeOK); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // erase cancels the application's unsent confirmation (ledger and River
@@ -99,16 +108,8 @@ func (s *Store) EraseReceivedBefore(ctx context.Context, c access.Caller, cutoff
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				if err := erase(ctx, tx, q, id); err != nil {
-					return err
-				}
-				if err := insertAuditDetail(ctx, q, c, "applications.erase", "application", id.String(), reason, access.OutcomeOK); err != nil {
-					return err
-				}
-			}
 			n = len(ids)
-			return nil
+			return eraseEach(ctx, tx, q, c, ids, reason)
 		})
 		if err != nil {
 			return total, classify(err)

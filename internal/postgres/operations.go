@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/intake/intake/db"
 	"github.com/intake/intake/internal/access"
@@ -93,7 +92,7 @@ func (s *Store) Status(ctx context.Context, seenWithin time.Duration) (StatusRep
 		r.Deliveries = append(r.Deliveries, DeliveryCount{State: d.State, Deliveries: d.Deliveries, Unacknowledged: d.Unacknowledged})
 	}
 
-	workers, err := s.q.WorkersSeenSince(ctx, pgtype.Interval{Microseconds: seenWithin.Microseconds(), Valid: true})
+	workers, err := s.q.WorkersSeenSince(ctx, interval(seenWithin))
 	if err != nil {
 		return r, classify(err)
 	}

@@ -17,17 +17,23 @@ var ErrSlugTaken = errors.New("slug already in use")
 
 // CreatePosting stores a new, open posting.
 func (s *Store) CreatePosting(ctx context.Context, p application.NewPosting) (application.Posting, error) {
+	out, err := insertPosting(ctx, s.q, p)
+	return out, classify(err)
+}
+
+// insertPosting inserts p with q; ErrSlugTaken when its slug is in use.
+func insertPosting(ctx context.Context, q *dbsqlc.Queries, p application.NewPosting) (application.Posting, error) {
 	params, err := postingInsertParams(p)
 	if err != nil {
 		return application.Posting{}, err
 	}
-	row, err := s.q.PostingInsert(ctx, params)
+	row, err := q.PostingInsert(ctx, params)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return application.Posting{}, ErrSlugTaken
 	}
 	if err != nil {
-		return application.Posting{}, classify(err)
+		return application.Posting{}, err
 	}
 	return toPosting(row)
 }

@@ -110,15 +110,12 @@ func (s *Store) ReleaseQuarantined(ctx context.Context, c access.Caller, ids []s
 			}
 		}
 		rows, err := q.OutboxRelease(ctx, uuids)
-		if err != nil {
+		if err = auditEach(ctx, q, c, "outbox.retry", "event", rows, err); err != nil {
 			return err
 		}
 		released = make([]string, len(rows))
 		for i, id := range rows {
 			released[i] = id.String()
-			if err := insertAudit(ctx, q, c, "outbox.retry", "event", released[i], access.OutcomeOK); err != nil {
-				return err
-			}
 		}
 		return nil
 	})

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/intake/intake/internal/access"
 	"github.com/intake/intake/internal/application"
@@ -126,7 +125,7 @@ func (s *Store) ReadReport(ctx context.Context, c access.Caller, week applicatio
 // while another attempt's lease is live.
 func (s *Store) ReportEmailStart(ctx context.Context, week string, lease time.Duration) (int, error) {
 	attempt, err := s.q.ReportEmailStart(ctx, dbsqlc.ReportEmailStartParams{
-		Week: week, Lease: pgtype.Interval{Microseconds: lease.Microseconds(), Valid: true},
+		Week: week, Lease: interval(lease),
 	})
 	if err == nil {
 		return int(attempt), nil

@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/intake/intake/db"
 	"github.com/intake/intake/internal/access"
@@ -61,7 +60,7 @@ func inBatches(ctx context.Context, batch int, deleteBatch func(context.Context)
 func (s *Store) ReconcileDeliveries(ctx context.Context, c access.Caller, quietFor time.Duration, limit int, enqueue func(ctx context.Context, tx pgx.Tx, applicationIDs []string) error) ([]string, error) {
 	var reconciled []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, db.DeliveriesReconcile, pgtype.Interval{Microseconds: quietFor.Microseconds(), Valid: true}, limit)
+		rows, err := tx.Query(ctx, db.DeliveriesReconcile, interval(quietFor), limit)
 		if err != nil {
 			return err
 		}
