@@ -82,15 +82,8 @@ func (a *Applicant) ValidateFor(questions []Question) error {
 		}
 	}
 
-	if a.CoverLetter != "" {
-		switch {
-		case utf8.RuneCountInString(a.CoverLetter) > MaxCoverLetterLen:
-			v.add("cover_letter", "must be at most "+strconv.Itoa(MaxCoverLetterLen)+" characters")
-		case !plainText(a.CoverLetter, true):
-			v.add("cover_letter", "must not contain control characters")
-		case hasDirectionOverride(a.CoverLetter):
-			v.add("cover_letter", noDirectionOverride)
-		}
+	if msg := textProblem(a.CoverLetter, MaxCoverLetterLen); msg != "" {
+		v.add("cover_letter", msg)
 	}
 
 	if len(a.Links) > MaxLinks {
