@@ -65,17 +65,8 @@ func (a *Applicant) ValidateFor(questions []Question) error {
 	a.Normalize()
 	var v ValidationError
 
-	switch n := utf8.RuneCountInString(a.FullName); {
-	case n == 0:
-		v.add("full_name", "is required")
-	case n > MaxFullNameLen:
-		v.add("full_name", "must be at most "+strconv.Itoa(MaxFullNameLen)+" characters")
-	case !plainText(a.FullName, false):
-		v.add("full_name", "must not contain control characters")
-	case !visible(a.FullName):
-		v.add("full_name", "is required (it has no visible characters)")
-	case hasInvisible(a.FullName):
-		v.add("full_name", noInvisible)
+	if msg := lineProblem(a.FullName, MaxFullNameLen); msg != "" {
+		v.add("full_name", msg)
 	}
 
 	if msg := emailProblem(a.Email); msg != "" {
@@ -91,15 +82,8 @@ func (a *Applicant) ValidateFor(questions []Question) error {
 		}
 	}
 
-	if a.CoverLetter != "" {
-		switch {
-		case utf8.RuneCountInString(a.CoverLetter) > MaxCoverLetterLen:
-			v.add("cover_letter", "must be at most "+strconv.Itoa(MaxCoverLetterLen)+" characters")
-		case !plainText(a.CoverLetter, true):
-			v.add("cover_letter", "must not contain control characters")
-		case hasDirectionOverride(a.CoverLetter):
-			v.add("cover_letter", noDirectionOverride)
-		}
+	if msg := textProblem(a.CoverLetter, MaxCoverLetterLen); msg != "" {
+		v.add("cover_letter", msg)
 	}
 
 	if len(a.Links) > MaxLinks {

@@ -78,7 +78,7 @@ func (p *NewPosting) Validate() error {
 	if msg := lineProblem(p.Title, MaxTitleLen); msg != "" {
 		v.add("title", msg)
 	}
-	if msg := descriptionProblem(p.Description); msg != "" {
+	if msg := textProblem(p.Description, MaxDescriptionLen); msg != "" {
 		v.add("description", msg)
 	}
 	p.Location = optionalLine(&v, "location", p.Location, MaxLocationLen)
@@ -101,14 +101,15 @@ func optionalLine(v *ValidationError, field, s string, max int) string {
 	return s
 }
 
-// descriptionProblem checks a posting's description, trimmed, by a cover
-// letter's rules: it may be empty and span lines, but holds no control
-// character (Postgres refuses a NUL byte outright) and no text-direction
-// override. It returns "" when the description is fine.
-func descriptionProblem(s string) string {
+// textProblem says what is wrong with an optional multi-line text of at
+// most max characters (a cover letter, a posting's description): it may be
+// empty and span lines, but holds no control character (Postgres refuses a
+// NUL byte outright) and no text-direction override. It returns "" when
+// the text is fine.
+func textProblem(s string, max int) string {
 	switch {
-	case utf8.RuneCountInString(s) > MaxDescriptionLen:
-		return "must be at most " + strconv.Itoa(MaxDescriptionLen) + " characters"
+	case utf8.RuneCountInString(s) > max:
+		return "must be at most " + strconv.Itoa(max) + " characters"
 	case !plainText(s, true):
 		return "must not contain control characters"
 	case hasDirectionOverride(s):

@@ -128,7 +128,7 @@ func validateChoices(v *ValidationError, at string, q *Question) {
 }
 
 // lineProblem says what is wrong with a required one-line text of at most
-// max characters, by the rules full_name follows; "" when nothing is.
+// max characters (full_name, a title, a label); "" when nothing is.
 func lineProblem(s string, max int) string {
 	switch n := utf8.RuneCountInString(s); {
 	case n == 0:

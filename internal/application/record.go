@@ -73,7 +73,7 @@ func (p *PostingPatch) Validate() error {
 	if p.Description != nil {
 		d := strings.TrimSpace(*p.Description)
 		p.Description = &d
-		if msg := descriptionProblem(d); msg != "" {
+		if msg := textProblem(d, MaxDescriptionLen); msg != "" {
 			v.add("description", msg)
 		}
 	}

@@ -31,9 +31,8 @@ var (
 // MismatchError is content that claims, by its name or its declared type,
 // to be one accepted kind but is another, or none.
 type MismatchError struct {
-	// Claimed is the kind the name or declared type says; Found is the
-	// kind the content is, empty when it is none of them.
-	Claimed, Found string
+	// Claimed is the kind the name or declared type says.
+	Claimed string
 }
 
 func (e *MismatchError) Error() string {
@@ -84,7 +83,7 @@ func Check(content []byte, filename, declared string) (string, error) {
 	}
 	for _, claimed := range []string{byExtension(filename), byDeclared(declared)} {
 		if claimed != "" && claimed != found {
-			return "", &MismatchError{Claimed: claimed, Found: found}
+			return "", &MismatchError{Claimed: claimed}
 		}
 	}
 	return found, err

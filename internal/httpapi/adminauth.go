@@ -20,8 +20,6 @@ import (
 // errForbidden: a valid token whose role does not allow the call.
 var errForbidden = errors.New("forbidden")
 
-type callerKey struct{}
-
 // adminAuth authenticates every request under /api/v1/admin by its bearer
 // token, against the database on every request (no cache, so a revocation
 // holds on every replica at its commit). Whatever is wrong with the token

@@ -41,6 +41,12 @@ func (e *cvTooLargeError) Error() string { return "the CV is larger than " + siz
 // form fields) and its CV, for the parts' headers and boundaries.
 const multipartOverhead = 64 << 10
 
+// multipartBodyBytes is the most a multipart submit body may be: its
+// fields, its CV and the overhead.
+func multipartBodyBytes(cfg config.Config) int64 {
+	return submitBodyBytes(cfg) + cfg.MaxCVBytes + multipartOverhead
+}
+
 // submitBodyBytes is what a submit's fields (the JSON body, or the form's
 // text) may take: INTAKE_MAX_BODY_BYTES, and the answers' worst case on
 // top, so that answers within every per-question limit are never refused
@@ -95,7 +101,7 @@ func readMultipart(c echo.Context, cfg config.Config) (*multipartForm, error) {
 	if err != nil || params["boundary"] == "" {
 		return nil, &badRequestError{detail: "malformed multipart body: no boundary"}
 	}
-	body := http.MaxBytesReader(c.Response(), r.Body, submitBodyBytes(cfg)+cfg.MaxCVBytes+multipartOverhead)
+	body := http.MaxBytesReader(c.Response(), r.Body, multipartBodyBytes(cfg))
 	mr := multipart.NewReader(body, params["boundary"])
 	form := &multipartForm{values: map[string][]string{}}
 	textLeft := submitBodyBytes(cfg)
@@ -184,7 +190,7 @@ func decodeSubmit(c echo.Context, cfg config.Config, dst any) (*upload, error) {
 		}
 		return nil, err
 	}
-	if c.Request().ContentLength > submitBodyBytes(cfg)+cfg.MaxCVBytes+multipartOverhead {
+	if c.Request().ContentLength > multipartBodyBytes(cfg) {
 		return nil, errBodyTooLarge
 	}
 	form, err := readMultipart(c, cfg)

@@ -21,8 +21,6 @@ import (
 	"github.com/intake/intake/internal/application"
 )
 
-type requestIDKey struct{}
-
 // A client may send its own X-Request-Id to correlate logs; anything that
 // does not look like an id is replaced, so it cannot smuggle text into logs.
 var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

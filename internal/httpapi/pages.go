@@ -286,12 +286,12 @@ func handleApply(store *postgres.Store, waker *postgres.Waker, now func() time.T
 			IdempotencyKey: form["idempotency_key"],
 			CVMax:          sizeText(cfg.MaxCVBytes),
 		}
-		if form, ok := c.Get(multipartContextKey).(*multipartForm); ok && form.tooLong {
+		if mf := postedMultipart(c); mf != nil && mf.tooLong {
 			if !application.ValidIdempotencyKey(view.IdempotencyKey) {
 				view.IdempotencyKey = uuid.NewString() // it came after the text that went over
 			}
 			view.Notice = "This form is too long to send. Please shorten the longest answers and send it again."
-			return render(c, http.StatusRequestEntityTooLarge, "posting", withCVAgain(view, form.cv))
+			return render(c, http.StatusRequestEntityTooLarge, "posting", withCVAgain(view, mf.cv))
 		}
 		if !application.ValidIdempotencyKey(view.IdempotencyKey) {
 			view.IdempotencyKey = uuid.NewString()
@@ -511,7 +511,7 @@ func postedForm(c echo.Context, names ...string) (map[string]string, error) {
 // middleware read (the form with its file input), or from the
 // url-encoded one.
 func postedValues(c echo.Context) (map[string][]string, error) {
-	if form, ok := c.Get(multipartContextKey).(*multipartForm); ok {
+	if form := postedMultipart(c); form != nil {
 		return form.values, nil
 	}
 	r := c.Request()
@@ -523,10 +523,17 @@ func postedValues(c echo.Context) (map[string][]string, error) {
 
 // postedCV is the form's file, nil when none was chosen.
 func postedCV(c echo.Context) *upload {
-	if form, ok := c.Get(multipartContextKey).(*multipartForm); ok {
+	if form := postedMultipart(c); form != nil {
 		return form.cv
 	}
 	return nil
+}
+
+// postedMultipart is the multipart body the csrf middleware read, nil for
+// a url-encoded form.
+func postedMultipart(c echo.Context) *multipartForm {
+	form, _ := c.Get(multipartContextKey).(*multipartForm)
+	return form
 }
 
 // splitLines reads the links box: one URL per line, blank lines ignored.
