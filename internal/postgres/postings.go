@@ -48,13 +48,24 @@ func (s *Store) Posting(ctx context.Context, slug string) (application.Posting, 
 }
 
 // PostingQuestions returns the questions of the posting with slug, open or
-// closed, in one indexed read; ErrNotFound when there is no such posting.
+// closed; ErrNotFound when there is no such posting. Only the first call for
+// a slug reads the database (one indexed read): the submit path asks for
+// every application, and the answer cannot change (see Store.questions). An
+// unknown slug is not remembered, so a posting created later is found.
 func (s *Store) PostingQuestions(ctx context.Context, slug string) ([]application.Question, error) {
+	if qs, ok := s.questions.Load(slug); ok {
+		return qs.([]application.Question), nil
+	}
 	raw, err := s.q.PostingQuestionsGet(ctx, slug)
 	if err != nil {
 		return nil, classify(err)
 	}
-	return decodeQuestions(raw)
+	qs, err := decodeQuestions(raw)
+	if err != nil {
+		return nil, err
+	}
+	s.questions.Store(slug, qs)
+	return qs, nil
 }
 
 // OpenPostings lists the postings that take applications, oldest first.

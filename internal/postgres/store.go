@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,11 @@ type Store struct {
 	// acquireTimeout, when set, bounds the wait for a pool connection at
 	// the start of a transaction (WithAcquireTimeout).
 	acquireTimeout time.Duration
+	// questions holds each posting's questions by slug once read
+	// (PostingQuestions). An entry never goes stale: questions are fixed
+	// when a posting is created, and postings are never deleted. A pointer,
+	// so WithAcquireTimeout's copy shares it.
+	questions *sync.Map
 }
 
 // ErrBusy is returned when no pool connection came free within the
@@ -38,7 +44,7 @@ func (s *Store) WithAcquireTimeout(d time.Duration) *Store {
 
 // NewStore returns a store over pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: dbsqlc.New(pool)}
+	return &Store{pool: pool, q: dbsqlc.New(pool), questions: &sync.Map{}}
 }
 
 // Ping checks that the database answers.
