@@ -21,12 +21,11 @@ func (b *bench) e2ePhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	worker, err := b.startWorker(ctx)
-	if err != nil {
-		phase.Peak = stopAll(phaseE2E, api)
+	var worker *process // stopAll skips it if it did not start
+	defer func() { phase.Peak = stopAll(phaseE2E, api, worker) }()
+	if worker, err = b.startWorker(ctx); err != nil {
 		return err
 	}
-	defer func() { phase.Peak = stopAll(phaseE2E, api, worker) }()
 	client := newHTTPClient(256)
 	defer client.CloseIdleConnections()
 

@@ -71,8 +71,12 @@ func (o *options) want(phase string) bool { return slices.Contains(o.Phases, pha
 
 // needsBinaries reports whether a selected phase runs intake-api or
 // intake-worker.
-func (o *options) needsBinaries() bool {
-	return o.want(phaseSubmit) || o.want(phaseE2E) || o.want(phaseIdle) || o.want(phaseOverload) || o.want(phaseDrain) || o.want(phaseMemory)
+func (o *options) needsBinaries() bool { return o.want(phaseSubmit) || o.needsWorker() }
+
+// needsWorker reports whether a selected phase runs intake-worker, which
+// sends to the SMTP sink.
+func (o *options) needsWorker() bool {
+	return o.want(phaseE2E) || o.want(phaseIdle) || o.want(phaseOverload) || o.want(phaseDrain) || o.want(phaseMemory)
 }
 
 // parseOptions reads args. Sizes not given explicitly take their --short

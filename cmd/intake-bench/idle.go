@@ -18,12 +18,11 @@ func (b *bench) idlePhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	worker, err := b.startWorker(ctx)
-	if err != nil {
-		phase.Peak = stopAll(phaseIdle, api)
+	var worker *process // stopAll skips it if it did not start
+	defer func() { phase.Peak = stopAll(phaseIdle, api, worker) }()
+	if worker, err = b.startWorker(ctx); err != nil {
 		return err
 	}
-	defer func() { phase.Peak = stopAll(phaseIdle, api, worker) }()
 
 	if err := sleep(ctx, b.opts.IdleWarmup); err != nil {
 		return err

@@ -23,12 +23,11 @@ func (b *bench) overloadPhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	worker, err := b.startWorker(ctx)
-	if err != nil {
-		phase.Peak = stopAll(phaseOverload, api)
+	var worker *process // stopAll skips it if it did not start
+	defer func() { phase.Peak = stopAll(phaseOverload, api, worker) }()
+	if worker, err = b.startWorker(ctx); err != nil {
 		return err
 	}
-	defer func() { phase.Peak = stopAll(phaseOverload, api, worker) }()
 	inFlight := max(maxInFlight, int(2*rate))
 	client := newHTTPClient(inFlight)
 	defer client.CloseIdleConnections()

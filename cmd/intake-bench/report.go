@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -278,13 +279,14 @@ func (r *Report) writeMarkdown(w io.Writer) {
 	if o := r.Overload; o != nil {
 		fmt.Fprintf(w, "\n### Overload (open loop above capacity, worker running)\n\n")
 		codes := make([]string, 0, len(o.Codes))
-		for _, c := range []string{"201", "503", "429", "error"} {
+		known := []string{"201", "503", "429", "error"}
+		for _, c := range known {
 			if n, ok := o.Codes[c]; ok {
 				codes = append(codes, fmt.Sprintf("%s: %d", c, n))
 			}
 		}
 		for c, n := range o.Codes {
-			if c != "201" && c != "503" && c != "429" && c != "error" {
+			if !slices.Contains(known, c) {
 				codes = append(codes, fmt.Sprintf("%s: %d", c, n))
 			}
 		}

@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			b.binDir = dir
 		}
 	}
-	if opts.want(phaseE2E) || opts.want(phaseIdle) || opts.want(phaseOverload) || opts.want(phaseDrain) || opts.want(phaseMemory) {
+	if opts.needsWorker() {
 		if b.sink, err = startSMTPSink(opts.SMTPTLS == "starttls"); err != nil {
 			return fmt.Errorf("SMTP sink: %w", err)
 		}

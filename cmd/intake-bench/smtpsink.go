@@ -111,16 +111,11 @@ func (s *smtpSink) close() {
 
 // env points a worker at the sink.
 func (s *smtpSink) env() []string {
-	env := []string{
-		"INTAKE_SMTP_HOST=" + s.host,
-		"INTAKE_SMTP_PORT=" + strconv.Itoa(s.port),
-		"INTAKE_SMTP_TLS=none",
+	env := []string{"INTAKE_SMTP_HOST=" + s.host, "INTAKE_SMTP_PORT=" + strconv.Itoa(s.port)}
+	if s.caDir == "" {
+		return append(env, "INTAKE_SMTP_TLS=none")
 	}
-	if s.caDir != "" {
-		env[2] = "INTAKE_SMTP_TLS=starttls"
-		env = append(env, "SSL_CERT_FILE="+filepath.Join(s.caDir, "cert.pem"))
-	}
-	return env
+	return append(env, "INTAKE_SMTP_TLS=starttls", "SSL_CERT_FILE="+filepath.Join(s.caDir, "cert.pem"))
 }
 
 // reset forgets what was accepted.

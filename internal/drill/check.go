@@ -376,7 +376,7 @@ func (c *Cluster) Check(t *testing.T, e Expect) Verdict {
 		FROM applications a
 		LEFT JOIN deliveries d ON d.application_id = a.id
 		LEFT JOIN river_job j ON j.kind = 'confirmation_email' AND j.args->>'application_id' = a.id::text
-			AND NOT (j.metadata ? 'rescued_as')`)
+			AND NOT `+replacedSQL)
 	if err != nil {
 		t.Fatalf("applications: %v", err)
 	}

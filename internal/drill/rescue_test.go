@@ -129,7 +129,7 @@ func (c *Cluster) waitRunAgain(t *testing.T, ids []int64, dead string, killedAt 
 		// A job's rows: the dead worker's, finalized by the rescue
 		// (rescued_as), is not the run again; the new one is.
 		rows, err := c.DB.Query(context.Background(), `
-			SELECT DISTINCT `+jobSQL+` FROM river_job WHERE `+jobSQL+` = ANY($1) AND NOT metadata ? 'rescued_as'
+			SELECT DISTINCT `+jobSQL+` FROM river_job WHERE `+jobSQL+` = ANY($1) AND NOT `+replacedSQL+`
 			  AND (attempted_by[cardinality(attempted_by)] <> $2 OR state IN ('completed', 'cancelled', 'discarded'))`, left, dead)
 		if err != nil {
 			t.Fatalf("jobs run again: %v", err)
