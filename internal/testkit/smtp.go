@@ -33,6 +33,9 @@ type SMTPServer struct {
 
 	server *smtp.Server
 	down   atomic.Bool
+	// closed ends at the test's end, and with it every reply delay still
+	// running, so no session goroutine outlives the test (goleak).
+	closed chan struct{}
 
 	mu       sync.Mutex
 	messages []SMTPMessage
@@ -98,14 +101,17 @@ func StartSMTP(tb testing.TB) *SMTPServer {
 	}
 	addr := ln.Addr().(*net.TCPAddr)
 	s := &SMTPServer{Addr: addr.String(), Host: "127.0.0.1", Port: addr.Port,
-		drops: map[SMTPStage]int{}, conns: map[*tapConn]struct{}{}, commands: map[string]int{}}
+		drops: map[SMTPStage]int{}, conns: map[*tapConn]struct{}{}, commands: map[string]int{}, closed: make(chan struct{})}
 	s.server = smtp.NewServer(backend{s})
 	s.server.Domain = "smtp.test"
 	s.server.AllowInsecureAuth = true
 	s.server.ReadTimeout = 10 * time.Second
 	s.server.WriteTimeout = 10 * time.Second
 	go func() { _ = s.server.Serve(&gatedListener{Listener: ln, s: s}) }()
-	tb.Cleanup(func() { _ = s.server.Close() })
+	tb.Cleanup(func() {
+		close(s.closed)
+		_ = s.server.Close()
+	})
 	return s
 }
 
@@ -428,7 +434,15 @@ func (s *SMTPServer) replyDelay() {
 	s.mu.Lock()
 	d := s.reply
 	s.mu.Unlock()
-	time.Sleep(d)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.closed:
+	}
 }
 
 // Messages returns a copy of every accepted message, in order.
