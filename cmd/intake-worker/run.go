@@ -81,6 +81,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// With the Postgres sink the relay writes the records (below); its
+	// analytics worker stays for the jobs inserted before, by an older
+	// worker or while the sink was http, and records each of them once.
 	var sink analytics.Sink = analytics.PostgresSink{Store: store}
 	if cfg.AnalyticsSink == "http" {
 		sink = analytics.NewHTTPSink(cfg.AnalyticsURL.String(), cfg.JobTimeout/2)
@@ -142,7 +145,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Batch:        cfg.RelayBatch,
 		PollInterval: cfg.RelayPollInterval,
 		MaxAttempts:  retry.MaxAttempts(),
-		Metrics:      metrics,
+		// The Postgres sink's records are written in the relay's rounds;
+		// the http sink's come from analytics jobs.
+		RecordAnalytics: cfg.AnalyticsSink == "postgres",
+		Metrics:         metrics,
 		Listen: func(ctx context.Context, wake func()) {
 			postgres.Listen(ctx, cfg.DatabaseURL, postgres.OutboxChannel, logger, wake)
 		},

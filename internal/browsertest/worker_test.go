@@ -70,6 +70,8 @@ func startWorker(t *testing.T, dbURL string, smtpSrv *testkit.SMTPServer) *testk
 		Batch:        cfg.RelayBatch,
 		PollInterval: 200 * time.Millisecond,
 		MaxAttempts:  retry.MaxAttempts(),
+		// As intake-worker runs it with the Postgres sink.
+		RecordAnalytics: true,
 		Listen: func(ctx context.Context, wake func()) {
 			postgres.Listen(ctx, dbURL, postgres.OutboxChannel, logger, wake)
 		},

@@ -34,11 +34,12 @@ func jsonKeys(t *testing.T, args river.JobArgs) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
+// With the http sink (analyticsJob) a submitted event is two jobs.
 func TestForEventSubmitted(t *testing.T) {
 	t.Parallel()
 	ev := event(application.EventSubmitted)
 
-	params := job.ForEvent(ev, 42)
+	params := job.ForEvent(ev, 42, true)
 
 	require.Len(t, params, 2)
 	byKind := map[string]river.InsertManyParams{}
@@ -74,7 +75,7 @@ func TestForEventOtherKind(t *testing.T) {
 	t.Parallel()
 	ev := event("application.erased")
 
-	params := job.ForEvent(ev, 9)
+	params := job.ForEvent(ev, 9, true)
 
 	require.Len(t, params, 1, "only the analytics record: no confirmation email for another kind")
 	require.Equal(t, "analytics_event", params[0].Args.Kind())
@@ -84,6 +85,19 @@ func TestForEventOtherKind(t *testing.T) {
 	require.Equal(t, "application.erased", args.EventKind)
 	require.Equal(t, "analytics", params[0].InsertOpts.Queue)
 	require.Equal(t, 9, params[0].InsertOpts.MaxAttempts)
+}
+
+// With the Postgres sink the relay writes the analytics record itself: a
+// submitted event is its confirmation email alone, and an event of another
+// kind is no job at all.
+func TestForEventWithoutAnalyticsJob(t *testing.T) {
+	t.Parallel()
+	ev := event(application.EventSubmitted)
+	params := job.ForEvent(ev, 42, false)
+	require.Len(t, params, 1)
+	require.Equal(t, job.ConfirmationEmail(ev.ApplicationID, 42), params[0])
+
+	require.Empty(t, job.ForEvent(event("application.erased"), 9, false))
 }
 
 // The args types' own InsertOpts (used by any insert that does not go
@@ -98,7 +112,7 @@ func TestArgsDefaultQueues(t *testing.T) {
 // Job args carry ids only (SPEC section 6): these are every key they encode.
 func TestArgsEncodeIDsOnly(t *testing.T) {
 	t.Parallel()
-	params := job.ForEvent(event(application.EventSubmitted), 1)
+	params := job.ForEvent(event(application.EventSubmitted), 1, true)
 	got := map[string][]string{}
 	for _, p := range params {
 		got[p.Args.Kind()] = jsonKeys(t, p.Args)

@@ -125,8 +125,9 @@ func TestAnalyticsRetryWindowAtLeast48h(t *testing.T) {
 	s := defaultSchedule(t)
 	n := s.MaxAttempts()
 
-	// The analytics job as the relay inserts it, with the relay's MaxAttempts.
-	params := ForEvent(eventForTest(), n)
+	// The analytics job as the relay inserts it for the http sink, with the
+	// relay's MaxAttempts.
+	params := ForEvent(eventForTest(), n, true)
 	var analytics *river.InsertOpts
 	for _, p := range params {
 		if p.Args.Kind() == (AnalyticsEventArgs{}).Kind() {

@@ -62,6 +62,9 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 		enqueue func(b *bundle, poisoned string) func(ctx context.Context, tx pgx.Tx, evs []application.Event) error
 		// wantError is the quarantine error recorded.
 		wantError string
+		// analyticsJobs runs the relay for the http sink (an analytics job
+		// per event) instead of recording analytics itself.
+		analyticsJobs bool
 	}{
 		{
 			name: "payload does not decode",
@@ -88,7 +91,8 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 				_, err := b.pool.Exec(t.Context(), `UPDATE outbox_events SET created_at = '10000-01-01' WHERE id = $1`, id)
 				require.NoError(t, err)
 			},
-			wantError: "year outside of range",
+			wantError:     "year outside of range",
+			analyticsJobs: true,
 		},
 		{
 			name: "the job insert rejects it",
@@ -99,7 +103,7 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 						if ev.ID == poisoned {
 							return errors.New("injected: this event's jobs are refused")
 						}
-						params = append(params, job.ForEvent(ev, maxAttempts)...)
+						params = append(params, job.ForEvent(ev, maxAttempts, !b.relay.RecordAnalytics)...)
 					}
 					_, err := b.relay.River.InsertManyTx(ctx, tx, params)
 					return err
@@ -111,7 +115,7 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, nil)
+			b := setup(t, &setupOpts{AnalyticsJobs: tt.analyticsJobs})
 			b.seed(t, events)
 			ids := b.eventIDs(t)
 			poisoned := ids[0] // the oldest: the first row every claim takes
@@ -121,8 +125,12 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 			dispatch := b.relay.DispatchOnce
 			if tt.enqueue != nil {
 				enqueue := tt.enqueue(b, poisoned)
+				dispatchEvents := b.store.DispatchEventsAndRecord
+				if tt.analyticsJobs {
+					dispatchEvents = b.store.DispatchEvents
+				}
 				dispatch = func(ctx context.Context) (int, error) {
-					d, err := b.store.DispatchEvents(ctx, b.relay.Batch, enqueue)
+					d, err := dispatchEvents(ctx, b.relay.Batch, enqueue)
 					return d.Events, err
 				}
 			}
@@ -158,8 +166,14 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 			require.NotContains(t, *q.Error, "@example.com", "personal data in the quarantine error")
 			require.False(t, b.dispatched(t, poisoned))
 			require.Zero(t, b.count(t, `SELECT count(*) FROM river_job WHERE args->>'event_id' = $1`, poisoned), "jobs for the poisoned event")
-			require.Equal(t, 2*(events-1), b.count(t, `SELECT count(*) FROM river_job`))
+			jobsPerEvent, recordsPerEvent := 1, 1
+			if tt.analyticsJobs {
+				jobsPerEvent, recordsPerEvent = 2, 0
+			}
+			require.Equal(t, jobsPerEvent*(events-1), b.count(t, `SELECT count(*) FROM river_job`))
 			require.Equal(t, events-1, b.count(t, `SELECT count(*) FROM deliveries`))
+			require.Equal(t, recordsPerEvent*(events-1), b.count(t, `SELECT count(*) FROM analytics_events`))
+			require.Zero(t, b.count(t, `SELECT count(*) FROM analytics_events WHERE event_id = $1`, poisoned), "an analytics record for the poisoned event")
 			require.Zero(t, b.count(t, `SELECT count(*) FROM deliveries d JOIN outbox_events e ON e.aggregate_id = d.application_id
 				WHERE e.id = $1`, poisoned), "a ledger row for the poisoned event's application")
 			// Quarantined once, not again at every round.
@@ -187,7 +201,7 @@ func TestDispatchInsertsEventByEventOnlyAfterABatchFails(t *testing.T) {
 			if ev.ID == refuse {
 				return errors.New("injected: refused")
 			}
-			params = append(params, job.ForEvent(ev, maxAttempts)...)
+			params = append(params, job.ForEvent(ev, maxAttempts, false)...)
 		}
 		_, err := b.relay.River.InsertManyTx(ctx, tx, params)
 		return err
@@ -195,7 +209,7 @@ func TestDispatchInsertsEventByEventOnlyAfterABatchFails(t *testing.T) {
 	round := func() postgres.Dispatched {
 		t.Helper()
 		calls = nil
-		d, err := b.store.DispatchEvents(t.Context(), b.relay.Batch, enqueue)
+		d, err := b.store.DispatchEventsAndRecord(t.Context(), b.relay.Batch, enqueue)
 		require.NoError(t, err)
 		return d
 	}
@@ -230,7 +244,7 @@ func TestDispatchInsertsEventByEventOnlyAfterABatchFails(t *testing.T) {
 	// it is quarantined.
 	b.submitN(t, 1)
 	refuse = b.undispatched(t)[0]
-	_, err = b.store.DispatchEvents(t.Context(), b.relay.Batch, enqueue)
+	_, err = b.store.DispatchEventsAndRecord(t.Context(), b.relay.Batch, enqueue)
 	require.Error(t, err)
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM outbox_events WHERE quarantined_at IS NOT NULL`), "a lone failure quarantines nothing")
 	b.submitN(t, 1)
@@ -241,6 +255,9 @@ func TestDispatchInsertsEventByEventOnlyAfterABatchFails(t *testing.T) {
 
 	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM outbox_events WHERE quarantined_at IS NOT NULL`))
 	require.Equal(t, events+2*(events-1)+1, b.count(t, `SELECT count(*) FROM deliveries`))
+	require.Equal(t, events+2*(events-1)+1, b.count(t, `SELECT count(*) FROM analytics_events`), "one record for each event dispatched")
+	require.Zero(t, b.count(t, `SELECT count(*) FROM analytics_events ae JOIN outbox_events e ON e.id = ae.event_id
+		WHERE e.quarantined_at IS NOT NULL`), "an analytics record for a quarantined event")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL AND quarantined_at IS NULL`))
 }
 

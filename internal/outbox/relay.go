@@ -30,6 +30,14 @@ type Relay struct {
 	PollInterval time.Duration
 	// MaxAttempts is given to every job inserted (job.RetrySchedule).
 	MaxAttempts int
+	// RecordAnalytics has each round write its events' analytics records
+	// itself, in its own transaction, instead of inserting an analytics job
+	// per event (INTAKE_ANALYTICS_SINK=postgres, the default; see
+	// postgres.Store.DispatchEventsAndRecord for why that is exactly one
+	// record per event). Unset, every event gets an analytics job, which
+	// the http sink needs: its endpoint may be offline for a day, and the
+	// job retries on its own queue while email goes on.
+	RecordAnalytics bool
 	// Listen, when set, blocks delivering wake-ups to its argument until ctx
 	// ends (postgres.Listen in production).
 	Listen func(ctx context.Context, wake func())
@@ -39,7 +47,8 @@ type Relay struct {
 	// or NAT that lost its state), on which the round would otherwise wait
 	// forever and the relay would never dispatch again.
 	RoundTimeout time.Duration
-	// Metrics observes each round's duration and events (nil: none).
+	// Metrics observes each round's duration and events, and the
+	// analytics records it writes (nil: none).
 	Metrics *job.Metrics
 
 	// lastRound is when a round last succeeded (unix nanoseconds), for
@@ -135,14 +144,14 @@ func (r *Relay) DispatchOnce(ctx context.Context) (int, error) {
 func (r *Relay) round(ctx context.Context) (postgres.Dispatched, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.roundTimeout())
 	defer cancel()
-	d, err := r.Store.DispatchEvents(ctx, r.Batch, func(ctx context.Context, tx pgx.Tx, events []application.Event) error {
-		params := make([]river.InsertManyParams, 0, 2*len(events))
-		for _, ev := range events {
-			params = append(params, job.ForEvent(ev, r.MaxAttempts)...)
-		}
-		_, err := r.River.InsertManyTx(ctx, tx, params)
-		return err
-	})
+	dispatch := r.Store.DispatchEvents
+	if r.RecordAnalytics {
+		dispatch = r.Store.DispatchEventsAndRecord
+	}
+	d, err := dispatch(ctx, r.Batch, r.insertJobs)
+	for _, occurredAt := range d.Recorded {
+		r.Metrics.AnalyticsRecord(nil, occurredAt)
+	}
 	for _, q := range d.Quarantined {
 		// The error names a field or a job problem, never a value from the
 		// application, so it is safe to log.
@@ -150,4 +159,19 @@ func (r *Relay) round(ctx context.Context) (postgres.Dispatched, error) {
 			"action", "not dispatched until retried: fix the cause, then intakectl outbox retry "+q.ID)
 	}
 	return d, err
+}
+
+// insertJobs inserts the River jobs of events in tx. Without an analytics
+// job, events of a kind other than application.submitted make none, and
+// River refuses an insert of nothing.
+func (r *Relay) insertJobs(ctx context.Context, tx pgx.Tx, events []application.Event) error {
+	params := make([]river.InsertManyParams, 0, 2*len(events))
+	for _, ev := range events {
+		params = append(params, job.ForEvent(ev, r.MaxAttempts, !r.RecordAnalytics)...)
+	}
+	if len(params) == 0 {
+		return nil
+	}
+	_, err := r.River.InsertManyTx(ctx, tx, params)
+	return err
 }

@@ -33,7 +33,9 @@ const (
 )
 
 // bundle is what a relay test works with: a fresh database with one open
-// posting, a store over it, and a relay whose River client only inserts.
+// posting, a store over it, and a relay whose River client only inserts. The
+// relay records analytics in its rounds, as intake-worker's does with the
+// default (Postgres) sink; setupOpts.AnalyticsJobs makes it the http sink's.
 type bundle struct {
 	pool  *pgxpool.Pool
 	dbURL string
@@ -45,6 +47,9 @@ type bundle struct {
 type setupOpts struct {
 	// MaxConns sizes the pool; pgx's default when zero.
 	MaxConns int32
+	// AnalyticsJobs makes the relay insert an analytics job per event (the
+	// http sink) instead of writing the records itself.
+	AnalyticsJobs bool
 }
 
 func setup(t *testing.T, opts *setupOpts) *bundle {
@@ -64,12 +69,13 @@ func setup(t *testing.T, opts *setupOpts) *bundle {
 		dbURL: dbURL,
 		store: store,
 		relay: &outbox.Relay{
-			Store:        store,
-			River:        insertOnlyClient(t, pool, nil),
-			Logger:       slog.New(slog.DiscardHandler),
-			Batch:        100,
-			PollInterval: time.Minute,
-			MaxAttempts:  maxAttempts,
+			Store:           store,
+			River:           insertOnlyClient(t, pool, nil),
+			Logger:          slog.New(slog.DiscardHandler),
+			Batch:           100,
+			PollInterval:    time.Minute,
+			MaxAttempts:     maxAttempts,
+			RecordAnalytics: !opts.AnalyticsJobs,
 		},
 	}
 }
@@ -163,44 +169,59 @@ func (b *bundle) dispatched(t *testing.T, eventID string) bool {
 }
 
 // requireNothingDispatched checks the outbox is untouched: no event marked,
-// no job inserted, no ledger row opened.
+// no job inserted, no ledger row opened, no analytics record written.
 func (b *bundle) requireNothingDispatched(t *testing.T) {
 	t.Helper()
 	require.Zero(t, b.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NOT NULL`), "events marked dispatched")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM river_job`), "jobs inserted")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM deliveries`), "delivery rows opened")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM outbox_events WHERE quarantined_at IS NOT NULL`), "events quarantined")
+	require.Zero(t, b.count(t, `SELECT count(*) FROM analytics_events`), "analytics records written")
 }
 
 // requireAllDispatchedOnce checks the outcome of draining n events: each
-// dispatched, each with exactly one analytics job, each application with
-// exactly one confirmation email job and one queued delivery row.
+// dispatched, each application with exactly one confirmation email job and
+// one queued delivery row, and each event with exactly one analytics record
+// (the relay's, and no analytics job) or, with the http sink, exactly one
+// analytics job.
 func (b *bundle) requireAllDispatchedOnce(t *testing.T, n int) {
 	t.Helper()
 	require.Zero(t, b.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL`), "events left undispatched")
 	require.Equal(t, n, b.count(t, `SELECT count(*) FROM outbox_events WHERE dispatched_at IS NOT NULL`))
 	require.Equal(t, n, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email'`))
-	require.Equal(t, n, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'analytics_event'`))
-	require.Equal(t, 2*n, b.count(t, `SELECT count(*) FROM river_job`))
-
 	require.Zero(t, b.count(t, `
 		SELECT count(*) FROM (
 			SELECT args->>'application_id' FROM river_job WHERE kind = 'confirmation_email'
 			GROUP BY args->>'application_id' HAVING count(*) <> 1
 		) AS doubled`), "an application has more than one confirmation email job")
 	require.Zero(t, b.count(t, `
-		SELECT count(*) FROM (
-			SELECT args->>'event_id' FROM river_job WHERE kind = 'analytics_event'
-			GROUP BY args->>'event_id' HAVING count(*) <> 1
-		) AS doubled`), "an event has more than one analytics job")
-	require.Zero(t, b.count(t, `
 		SELECT count(*) FROM applications a
 		WHERE NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = 'confirmation_email' AND j.args->>'application_id' = a.id::text)`),
 		"an application has no confirmation email job")
-	require.Zero(t, b.count(t, `
-		SELECT count(*) FROM outbox_events e
-		WHERE NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = 'analytics_event' AND j.args->>'event_id' = e.id::text)`),
-		"an event has no analytics job")
+
+	if b.relay.RecordAnalytics {
+		require.Equal(t, n, b.count(t, `SELECT count(*) FROM river_job`), "jobs other than the emails")
+		// The primary key makes a second record for an event impossible, so
+		// the count and the join say exactly one each.
+		require.Equal(t, n, b.count(t, `SELECT count(*) FROM analytics_events`))
+		require.Zero(t, b.count(t, `
+			SELECT count(*) FROM outbox_events e
+			WHERE NOT EXISTS (SELECT 1 FROM analytics_events ae WHERE ae.event_id = e.id)`),
+			"an event has no analytics record")
+	} else {
+		require.Equal(t, n, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'analytics_event'`))
+		require.Equal(t, 2*n, b.count(t, `SELECT count(*) FROM river_job`))
+		require.Zero(t, b.count(t, `
+			SELECT count(*) FROM (
+				SELECT args->>'event_id' FROM river_job WHERE kind = 'analytics_event'
+				GROUP BY args->>'event_id' HAVING count(*) <> 1
+			) AS doubled`), "an event has more than one analytics job")
+		require.Zero(t, b.count(t, `
+			SELECT count(*) FROM outbox_events e
+			WHERE NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = 'analytics_event' AND j.args->>'event_id' = e.id::text)`),
+			"an event has no analytics job")
+		require.Zero(t, b.count(t, `SELECT count(*) FROM analytics_events`), "the relay wrote records for the http sink")
+	}
 
 	require.Equal(t, n, b.count(t, `SELECT count(*) FROM deliveries`))
 	require.Zero(t, b.count(t, `
@@ -208,14 +229,24 @@ func (b *bundle) requireAllDispatchedOnce(t *testing.T, n int) {
 		WHERE d.state IS DISTINCT FROM 'queued'`), "an application without a queued delivery row")
 }
 
+// Relays in several workers never dispatch an event twice (SKIP LOCKED), so
+// each event gets one set of jobs and, with the Postgres sink, one record.
 func TestRelaysShareTheOutbox(t *testing.T) {
 	t.Parallel()
 	const events = 5000
 
-	for _, relays := range []int{2, 4} {
-		t.Run(fmt.Sprintf("%d relays", relays), func(t *testing.T) {
+	for _, tt := range []struct {
+		relays        int
+		analyticsJobs bool
+	}{{2, false}, {4, false}, {2, true}} {
+		name := fmt.Sprintf("%d relays, analytics recorded by the relays", tt.relays)
+		if tt.analyticsJobs {
+			name = fmt.Sprintf("%d relays, analytics jobs", tt.relays)
+		}
+		relays := tt.relays
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, &setupOpts{MaxConns: int32(relays) + 2})
+			b := setup(t, &setupOpts{MaxConns: int32(relays) + 2, AnalyticsJobs: tt.analyticsJobs})
 			b.seed(t, events)
 
 			type tally struct{ rounds, events int }
@@ -265,9 +296,11 @@ func TestRelaysShareTheOutbox(t *testing.T) {
 	}
 }
 
+// Job args carry ids only; the analytics job's (the http sink's) is
+// self-contained.
 func TestJobArgsCarryIDsOnly(t *testing.T) {
 	t.Parallel()
-	b := setup(t, nil)
+	b := setup(t, &setupOpts{AnalyticsJobs: true})
 	subs := []application.Submission{b.submit(t), b.submit(t), b.submit(t)}
 
 	n, err := b.relay.DispatchOnce(t.Context())
@@ -339,6 +372,8 @@ func failOn(t *testing.T, pool *pgxpool.Pool, op, table string) {
 	require.NoError(t, err)
 }
 
+// A round that fails anywhere leaves nothing behind: no job, no ledger row,
+// no analytics record, no event marked.
 func TestDispatchIsAtomic(t *testing.T) {
 	t.Parallel()
 	const events = 10
@@ -362,7 +397,7 @@ func TestDispatchIsAtomic(t *testing.T) {
 		{
 			name: "enqueue fails after inserting the jobs",
 			dispatch: func(t *testing.T, b *bundle) (int, error) {
-				d, err := b.store.DispatchEvents(t.Context(), 100, func(ctx context.Context, tx pgx.Tx, evs []application.Event) error {
+				d, err := b.store.DispatchEventsAndRecord(t.Context(), 100, func(ctx context.Context, tx pgx.Tx, evs []application.Event) error {
 					var params []river.InsertManyParams
 					for _, ev := range evs {
 						params = append(params, river.InsertManyParams{Args: probeArgs{EventID: ev.ID}})
@@ -390,6 +425,16 @@ func TestDispatchIsAtomic(t *testing.T) {
 			wantErr: "injected failure",
 		},
 		{
+			name: "the analytics insert fails",
+			dispatch: func(t *testing.T, b *bundle) (int, error) {
+				failOn(t, b.pool, "INSERT", "analytics_events")
+				return b.relay.DispatchOnce(t.Context())
+			},
+			wantErr: "injected failure",
+		},
+		{
+			// The records are written before the events are marked: the
+			// failure must take them back.
 			name: "marking dispatched fails",
 			dispatch: func(t *testing.T, b *bundle) (int, error) {
 				failOn(t, b.pool, "UPDATE", "outbox_events")
@@ -410,7 +455,8 @@ func TestDispatchIsAtomic(t *testing.T) {
 			b.requireNothingDispatched(t)
 
 			// The events are still there for the next round.
-			_, err = b.pool.Exec(t.Context(), `DROP TRIGGER IF EXISTS test_fail ON deliveries; DROP TRIGGER IF EXISTS test_fail ON outbox_events`)
+			_, err = b.pool.Exec(t.Context(), `DROP TRIGGER IF EXISTS test_fail ON deliveries; DROP TRIGGER IF EXISTS test_fail ON outbox_events;
+				DROP TRIGGER IF EXISTS test_fail ON analytics_events`)
 			require.NoError(t, err)
 			n, err = b.relay.DispatchOnce(t.Context())
 			require.NoError(t, err)
@@ -647,13 +693,15 @@ func TestRelayRunRetriesFailedRoundsAtThePoll(t *testing.T) {
 // and must not be copied by value).
 func cloneRelay(r *outbox.Relay) *outbox.Relay {
 	return &outbox.Relay{
-		Store:        r.Store,
-		River:        r.River,
-		Logger:       r.Logger,
-		Batch:        r.Batch,
-		PollInterval: r.PollInterval,
-		MaxAttempts:  r.MaxAttempts,
-		Listen:       r.Listen,
-		RoundTimeout: r.RoundTimeout,
+		Store:           r.Store,
+		River:           r.River,
+		Logger:          r.Logger,
+		Batch:           r.Batch,
+		PollInterval:    r.PollInterval,
+		MaxAttempts:     r.MaxAttempts,
+		RecordAnalytics: r.RecordAnalytics,
+		Listen:          r.Listen,
+		RoundTimeout:    r.RoundTimeout,
+		Metrics:         r.Metrics,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,10 @@ type Dispatched struct {
 	Events int
 	// Quarantined are the events set aside in this round.
 	Quarantined []QuarantinedEvent
+	// Recorded holds, for each analytics record the round wrote
+	// (DispatchEventsAndRecord), its event's occurrence time: what the
+	// relay's analytics metrics count and measure the lag of.
+	Recorded []time.Time
 }
 
 // DispatchEvents is one round of the outbox relay. In ONE transaction it
@@ -43,13 +48,44 @@ type Dispatched struct {
 // and not an event's (the database unavailable, River's schema missing, or
 // every event of the round failing alike) fails the round and quarantines
 // nothing.
+//
+// The events' analytics records are left to their jobs (the http sink);
+// DispatchEventsAndRecord writes them in the round instead.
 func (s *Store) DispatchEvents(ctx context.Context, limit int, enqueue EnqueueFunc) (Dispatched, error) {
-	d, err := s.dispatch(ctx, limit, enqueue, false)
+	return s.dispatchRetrying(ctx, limit, enqueue, false)
+}
+
+// DispatchEventsAndRecord is DispatchEvents for the Postgres analytics sink:
+// the round also writes the analytics record of every event it dispatches,
+// in one multi-row insert, so enqueue inserts no analytics job. The sink is
+// a table in the database that holds the outbox, so it cannot be offline
+// apart from the relay, and an analytics job's retries would buy nothing;
+// written in the transaction that marks its event dispatched, the record
+// exists exactly when the event was dispatched, once per event (invariant
+// 6), with no job at all. A quarantined event gets no record until it is
+// released and dispatched. The primary key on the event id keeps it to one
+// even for an event an older worker's analytics job recorded already.
+func (s *Store) DispatchEventsAndRecord(ctx context.Context, limit int, enqueue EnqueueFunc) (Dispatched, error) {
+	return s.dispatchRetrying(ctx, limit, enqueue, true)
+}
+
+// dispatchRetrying runs a round and, when its batch insert failed for an
+// event's sake, runs it again event by event.
+func (s *Store) dispatchRetrying(ctx context.Context, limit int, enqueue EnqueueFunc, recordAnalytics bool) (Dispatched, error) {
+	d, err := s.dispatch(ctx, limit, enqueue, roundOpts{recordAnalytics: recordAnalytics})
 	var batch batchInsertError
 	if errors.As(err, &batch) {
-		d, err = s.dispatch(ctx, limit, enqueue, true)
+		d, err = s.dispatch(ctx, limit, enqueue, roundOpts{recordAnalytics: recordAnalytics, eachInOwnSavepoint: true})
 	}
 	return d, classify(err)
+}
+
+// roundOpts say how dispatch runs a round.
+type roundOpts struct {
+	// recordAnalytics writes the dispatched events' analytics records.
+	recordAnalytics bool
+	// eachInOwnSavepoint inserts event by event.
+	eachInOwnSavepoint bool
 }
 
 // batchInsertError is a batch insert that failed in a way one of its events
@@ -71,8 +107,8 @@ type poisoned struct {
 	reason string
 }
 
-// dispatch runs one round; eachInOwnSavepoint inserts event by event.
-func (s *Store) dispatch(ctx context.Context, limit int, enqueue EnqueueFunc, eachInOwnSavepoint bool) (Dispatched, error) {
+// dispatch runs one round.
+func (s *Store) dispatch(ctx context.Context, limit int, enqueue EnqueueFunc, opts roundOpts) (Dispatched, error) {
 	var d Dispatched
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
@@ -94,7 +130,7 @@ func (s *Store) dispatch(ctx context.Context, limit int, enqueue EnqueueFunc, ea
 
 		switch {
 		case len(good) == 0:
-		case eachInOwnSavepoint:
+		case opts.eachInOwnSavepoint:
 			var rejected []poisoned
 			good, rejected, err = enqueueEach(ctx, tx, good, enqueue)
 			if err != nil {
@@ -137,6 +173,11 @@ func (s *Store) dispatch(ctx context.Context, limit int, enqueue EnqueueFunc, ea
 		if err := q.DeliveryQueue(ctx, submitted); err != nil {
 			return err
 		}
+		if opts.recordAnalytics {
+			if d.Recorded, err = q.AnalyticsEventRecordMany(ctx, analyticsRecords(good)); err != nil {
+				return err
+			}
+		}
 		if err := q.OutboxMarkDispatched(ctx, ids); err != nil {
 			return err
 		}
@@ -147,6 +188,26 @@ func (s *Store) dispatch(ctx context.Context, limit int, enqueue EnqueueFunc, ea
 		return Dispatched{}, err
 	}
 	return d, nil
+}
+
+// analyticsRecords are the analytics records of events, as one insert's
+// arrays.
+func analyticsRecords(events []claimed) dbsqlc.AnalyticsEventRecordManyParams {
+	p := dbsqlc.AnalyticsEventRecordManyParams{
+		EventIds:       make([]uuid.UUID, len(events)),
+		Kinds:          make([]string, len(events)),
+		ApplicationIds: make([]uuid.UUID, len(events)),
+		PostingSlugs:   make([]string, len(events)),
+		OccurredAts:    make([]time.Time, len(events)),
+	}
+	for i, c := range events {
+		p.EventIds[i] = c.row.ID
+		p.Kinds[i] = c.row.Kind
+		p.ApplicationIds[i] = c.row.AggregateID
+		p.PostingSlugs[i] = c.ev.PostingSlug
+		p.OccurredAts[i] = c.row.CreatedAt
+	}
+	return p
 }
 
 // enqueueEach inserts each event's jobs in a savepoint of its own and

@@ -40,3 +40,51 @@ func (q *Queries) AnalyticsEventRecord(ctx context.Context, arg AnalyticsEventRe
 	}
 	return result.RowsAffected(), nil
 }
+
+const analyticsEventRecordMany = `-- name: AnalyticsEventRecordMany :many
+INSERT INTO analytics_events (event_id, kind, application_id, posting_slug, occurred_at)
+SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::uuid[]),
+       unnest($4::text[]), unnest($5::timestamptz[])
+ON CONFLICT (event_id) DO NOTHING
+RETURNING occurred_at
+`
+
+type AnalyticsEventRecordManyParams struct {
+	EventIds       []uuid.UUID
+	Kinds          []string
+	ApplicationIds []uuid.UUID
+	PostingSlugs   []string
+	OccurredAts    []time.Time
+}
+
+// The Postgres sink's records of one relay round, written in the round's
+// transaction: one statement for the whole batch (the arrays are of one
+// length, so the unnests run in step). It returns the occurrence
+// time of each record it wrote; an event recorded already (by an analytics
+// job that an older worker's relay inserted for it) is skipped, so each
+// event still has exactly one record.
+func (q *Queries) AnalyticsEventRecordMany(ctx context.Context, arg AnalyticsEventRecordManyParams) ([]time.Time, error) {
+	rows, err := q.db.Query(ctx, analyticsEventRecordMany,
+		arg.EventIds,
+		arg.Kinds,
+		arg.ApplicationIds,
+		arg.PostingSlugs,
+		arg.OccurredAts,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []time.Time{}
+	for rows.Next() {
+		var occurred_at time.Time
+		if err := rows.Scan(&occurred_at); err != nil {
+			return nil, err
+		}
+		items = append(items, occurred_at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
