@@ -28,6 +28,11 @@ const analyticsRetryBatch = 1000
 // analyticsJobs replays analytics jobs once the sink works again. Replaying
 // is safe because the sink deduplicates on the event id. Each job made
 // available is audited (analytics.retry) in the transaction that moves it.
+// Only the http sink makes analytics jobs: the Postgres sink's records are
+// written by the relay as it dispatches each event, so with it there is
+// normally nothing to retry (at most jobs left from an older worker or from
+// a time the sink was http), and the command says so rather than print
+// only zeros.
 func analyticsJobs(ctx context.Context, pool *pgxpool.Pool, store *postgres.Store, caller access.Caller, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "retry" {
 		return usageError{"analytics needs a subcommand: retry"}
@@ -51,15 +56,24 @@ func analyticsJobs(ctx context.Context, pool *pgxpool.Pool, store *postgres.Stor
 	if *discarded {
 		states = append(states, rivertype.JobStateDiscarded, rivertype.JobStateCancelled)
 	}
+	moved := 0
 	for _, state := range states {
 		n, err := retryAnalyticsJobs(ctx, client, pool, store, caller, state)
 		fmt.Fprintf(stdout, "%s: made %d analytics jobs available\n", state, n)
 		if err != nil {
 			return err
 		}
+		moved += n
+	}
+	if moved == 0 {
+		fmt.Fprintln(stdout, nothingToRetry)
 	}
 	return nil
 }
+
+// nothingToRetry ends a retry that found no analytics job to move.
+const nothingToRetry = "nothing to retry: no analytics job is waiting (analytics jobs are the http sink's; " +
+	"the postgres sink's records are written by the relay as it dispatches each event)"
 
 // retryAnalyticsJobs makes every analytics job in state available now, a
 // batch per transaction, and returns how many it moved. The list is in id

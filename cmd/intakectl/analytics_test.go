@@ -43,6 +43,9 @@ func jobStates(t *testing.T, pool *pgxpool.Pool) map[string]string {
 func TestAnalyticsRetry(t *testing.T) {
 	t.Parallel()
 	c, pool, _ := statusSetup(t)
+	// No job at all, as with the Postgres sink: it says there is nothing
+	// to retry, and why.
+	require.Equal(t, "retryable: made 0 analytics jobs available\n"+nothingToRetry+"\n", c.ok("analytics", "retry"))
 	insert := func(note, kind, queue, state string, attempt, maxAttempts int) {
 		t.Helper()
 		mustExec(t, pool, `INSERT INTO river_job (kind, args, queue, state, priority, attempt, max_attempts, scheduled_at, attempted_at, finalized_at)
@@ -90,7 +93,7 @@ func TestAnalyticsRetry(t *testing.T) {
 
 	require.Equal(t, "retryable: made 0 analytics jobs available\n"+
 		"discarded: made 0 analytics jobs available\n"+
-		"cancelled: made 0 analytics jobs available\n", c.ok("analytics", "retry", "--discarded"), "nothing left to replay")
+		"cancelled: made 0 analytics jobs available\n"+nothingToRetry+"\n", c.ok("analytics", "retry", "--discarded"), "nothing left to replay")
 
 	var usage usageError
 	for _, args := range [][]string{{"analytics"}, {"analytics", "replay"}, {"analytics", "retry", "--all"}, {"analytics", "retry", "42"}} {

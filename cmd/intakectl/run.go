@@ -38,8 +38,8 @@ commands:
   deliveries list [--json]                  failed confirmation emails
   deliveries retry (--all | ID...)          queue failed confirmations again (never re-mails a sent one)
   deliveries ack (--all | ID...)            mark failed confirmations as looked at
-  analytics retry [--discarded]             run retrying analytics jobs now (after fixing the sink);
-                                            --discarded: the discarded and cancelled ones too
+  analytics retry [--discarded]             run retrying analytics jobs now (after fixing the http
+                                            sink); --discarded: the discarded and cancelled ones too
   outbox list [--json] [--all [--limit N]]  quarantined outbox events (events that cannot become
                                             jobs) with their error; --all adds the oldest N waiting
   outbox retry (--all | ID...)              release quarantined events for the relay's next round

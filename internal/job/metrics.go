@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		analytics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intake_analytics_records_total",
-			Help: "Analytics events given to the sink, by result (recorded, failed).",
+			Help: "Analytics records by result: recorded (by the relay's round with the postgres sink, by an analytics job with the http sink), failed (an analytics job's failed try).",
 		}, []string{"result"}),
 		relayRound: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "intake_relay_round_duration_seconds",
@@ -120,7 +120,10 @@ func (m *Metrics) EmailSend(took time.Duration, err error) {
 }
 
 // AnalyticsRecord counts one event given to the sink and, once recorded,
-// how long after the event's commit (occurredAt) that was.
+// how long after the event's commit (occurredAt) that was. The analytics
+// job calls it for each try; the relay, which writes the Postgres sink's
+// records in its rounds, for each record a committed round wrote (a round
+// that fails writes none and is counted as a failed round instead).
 func (m *Metrics) AnalyticsRecord(err error, occurredAt time.Time) {
 	if m == nil {
 		return
