@@ -1,7 +1,12 @@
 // Package analytics records one analytics record per outbox event, in one
 // of two sinks chosen by configuration: a Postgres table (the default) or an
 // HTTP endpoint. Both deduplicate on the event id, so a job that runs twice
-// records once. Records carry ids and times only.
+// records once. Records carry ids and times only. The HTTP sink's records
+// come from analytics jobs; the Postgres sink's are written by the relay in
+// the round that dispatches their events
+// (postgres.Store.DispatchEventsAndRecord), and PostgresSink records only
+// the analytics jobs left from an older worker or from a time the sink was
+// http.
 package analytics
 
 import (

@@ -1,6 +1,7 @@
 // Package outbox moves committed outbox events into River: the relay claims
-// undispatched events, inserts their jobs and marks them dispatched in one
-// transaction, woken by NOTIFY and polling as a fallback.
+// undispatched events, inserts their jobs (with the Postgres analytics sink,
+// writes their analytics records instead of analytics jobs) and marks them
+// dispatched in one transaction, woken by NOTIFY and polling as a fallback.
 package outbox
 
 import (
