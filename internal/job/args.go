@@ -63,30 +63,31 @@ func ConfirmationEmail(applicationID string, maxAttempts int) river.InsertManyPa
 	}
 }
 
-// ForEvent returns the jobs an outbox event fans out to: for
-// application.submitted the confirmation email, and for every kind, when
-// analyticsJob, the job that records its analytics record. Only the http
-// sink needs that job: it may be offline for a day, and the job retries on
-// its own queue. The Postgres sink's record is written by the relay in the
-// round's own transaction instead (outbox.Relay.RecordAnalytics), so an
-// event of another kind may need no job at all. maxAttempts comes from the
-// retry schedule.
-func ForEvent(ev application.Event, maxAttempts int, analyticsJob bool) []river.InsertManyParams {
-	var params []river.InsertManyParams
-	if ev.Kind == application.EventSubmitted {
-		params = append(params, ConfirmationEmail(ev.ApplicationID, maxAttempts))
+// ForEvent returns the jobs an outbox event fans out to when its analytics
+// record is a job (the http sink, whose endpoint may be offline for a day:
+// the job retries on its own queue): for application.submitted the
+// confirmation email and the analytics job, for another kind the analytics
+// job. maxAttempts comes from the retry schedule.
+func ForEvent(ev application.Event, maxAttempts int) []river.InsertManyParams {
+	return append(ForEventWithoutAnalytics(ev, maxAttempts), river.InsertManyParams{
+		Args: AnalyticsEventArgs{
+			EventID:       ev.ID,
+			EventKind:     ev.Kind,
+			ApplicationID: ev.ApplicationID,
+			PostingSlug:   ev.PostingSlug,
+			OccurredAt:    ev.OccurredAt,
+		},
+		InsertOpts: &river.InsertOpts{Queue: QueueAnalytics, MaxAttempts: maxAttempts},
+	})
+}
+
+// ForEventWithoutAnalytics returns the jobs of an event whose analytics
+// record the relay writes itself in its round (the Postgres sink, see
+// outbox.Relay.RecordAnalytics): the confirmation email for
+// application.submitted, and none for another kind.
+func ForEventWithoutAnalytics(ev application.Event, maxAttempts int) []river.InsertManyParams {
+	if ev.Kind != application.EventSubmitted {
+		return nil
 	}
-	if analyticsJob {
-		params = append(params, river.InsertManyParams{
-			Args: AnalyticsEventArgs{
-				EventID:       ev.ID,
-				EventKind:     ev.Kind,
-				ApplicationID: ev.ApplicationID,
-				PostingSlug:   ev.PostingSlug,
-				OccurredAt:    ev.OccurredAt,
-			},
-			InsertOpts: &river.InsertOpts{Queue: QueueAnalytics, MaxAttempts: maxAttempts},
-		})
-	}
-	return params
+	return []river.InsertManyParams{ConfirmationEmail(ev.ApplicationID, maxAttempts)}
 }

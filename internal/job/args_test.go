@@ -34,12 +34,12 @@ func jsonKeys(t *testing.T, args river.JobArgs) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// With the http sink (analyticsJob) a submitted event is two jobs.
+// With the http sink a submitted event is two jobs.
 func TestForEventSubmitted(t *testing.T) {
 	t.Parallel()
 	ev := event(application.EventSubmitted)
 
-	params := job.ForEvent(ev, 42, true)
+	params := job.ForEvent(ev, 42)
 
 	require.Len(t, params, 2)
 	byKind := map[string]river.InsertManyParams{}
@@ -75,7 +75,7 @@ func TestForEventOtherKind(t *testing.T) {
 	t.Parallel()
 	ev := event("application.erased")
 
-	params := job.ForEvent(ev, 9, true)
+	params := job.ForEvent(ev, 9)
 
 	require.Len(t, params, 1, "only the analytics record: no confirmation email for another kind")
 	require.Equal(t, "analytics_event", params[0].Args.Kind())
@@ -90,14 +90,14 @@ func TestForEventOtherKind(t *testing.T) {
 // With the Postgres sink the relay writes the analytics record itself: a
 // submitted event is its confirmation email alone, and an event of another
 // kind is no job at all.
-func TestForEventWithoutAnalyticsJob(t *testing.T) {
+func TestForEventWithoutAnalytics(t *testing.T) {
 	t.Parallel()
 	ev := event(application.EventSubmitted)
-	params := job.ForEvent(ev, 42, false)
+	params := job.ForEventWithoutAnalytics(ev, 42)
 	require.Len(t, params, 1)
 	require.Equal(t, job.ConfirmationEmail(ev.ApplicationID, 42), params[0])
 
-	require.Empty(t, job.ForEvent(event("application.erased"), 9, false))
+	require.Empty(t, job.ForEventWithoutAnalytics(event("application.erased"), 9))
 }
 
 // The args types' own InsertOpts (used by any insert that does not go
@@ -112,7 +112,7 @@ func TestArgsDefaultQueues(t *testing.T) {
 // Job args carry ids only (SPEC section 6): these are every key they encode.
 func TestArgsEncodeIDsOnly(t *testing.T) {
 	t.Parallel()
-	params := job.ForEvent(event(application.EventSubmitted), 1, true)
+	params := job.ForEvent(event(application.EventSubmitted), 1)
 	got := map[string][]string{}
 	for _, p := range params {
 		got[p.Args.Kind()] = jsonKeys(t, p.Args)

@@ -127,7 +127,7 @@ func TestAnalyticsRetryWindowAtLeast48h(t *testing.T) {
 
 	// The analytics job as the relay inserts it for the http sink, with the
 	// relay's MaxAttempts.
-	params := ForEvent(eventForTest(), n, true)
+	params := ForEvent(eventForTest(), n)
 	var analytics *river.InsertOpts
 	for _, p := range params {
 		if p.Args.Kind() == (AnalyticsEventArgs{}).Kind() {

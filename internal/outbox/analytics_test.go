@@ -199,7 +199,7 @@ func TestQuarantinedEventIsRecordedOnlyOnceDispatched(t *testing.T) {
 			if ev.ID == refused {
 				return errors.New("injected: this event's jobs are refused")
 			}
-			params = append(params, job.ForEvent(ev, maxAttempts, false)...)
+			params = append(params, job.ForEventWithoutAnalytics(ev, maxAttempts)...)
 		}
 		_, err := b.relay.River.InsertManyTx(ctx, tx, params)
 		return err

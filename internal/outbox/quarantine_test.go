@@ -97,13 +97,17 @@ func TestPoisonEventDoesNotBlockTheOutbox(t *testing.T) {
 		{
 			name: "the job insert rejects it",
 			enqueue: func(b *bundle, poisoned string) func(ctx context.Context, tx pgx.Tx, evs []application.Event) error {
+				fanOut := job.ForEvent
+				if b.relay.RecordAnalytics {
+					fanOut = job.ForEventWithoutAnalytics
+				}
 				return func(ctx context.Context, tx pgx.Tx, evs []application.Event) error {
 					var params []river.InsertManyParams
 					for _, ev := range evs {
 						if ev.ID == poisoned {
 							return errors.New("injected: this event's jobs are refused")
 						}
-						params = append(params, job.ForEvent(ev, maxAttempts, !b.relay.RecordAnalytics)...)
+						params = append(params, fanOut(ev, maxAttempts)...)
 					}
 					_, err := b.relay.River.InsertManyTx(ctx, tx, params)
 					return err
@@ -201,7 +205,7 @@ func TestDispatchInsertsEventByEventOnlyAfterABatchFails(t *testing.T) {
 			if ev.ID == refuse {
 				return errors.New("injected: refused")
 			}
-			params = append(params, job.ForEvent(ev, maxAttempts, false)...)
+			params = append(params, job.ForEventWithoutAnalytics(ev, maxAttempts)...)
 		}
 		_, err := b.relay.River.InsertManyTx(ctx, tx, params)
 		return err

@@ -166,9 +166,13 @@ func (r *Relay) round(ctx context.Context) (postgres.Dispatched, error) {
 // job, events of a kind other than application.submitted make none, and
 // River refuses an insert of nothing.
 func (r *Relay) insertJobs(ctx context.Context, tx pgx.Tx, events []application.Event) error {
+	fanOut := job.ForEvent
+	if r.RecordAnalytics {
+		fanOut = job.ForEventWithoutAnalytics
+	}
 	params := make([]river.InsertManyParams, 0, 2*len(events))
 	for _, ev := range events {
-		params = append(params, job.ForEvent(ev, r.MaxAttempts, !r.RecordAnalytics)...)
+		params = append(params, fanOut(ev, r.MaxAttempts)...)
 	}
 	if len(params) == 0 {
 		return nil
