@@ -73,7 +73,7 @@ type Throughput struct {
 }
 
 // SubmitPhase: the submit transaction over pgx, the same with pg_notify
-// inside it, and the real API over HTTP.
+// inside it, the one-statement submit over pgx, and the real API over HTTP.
 type SubmitPhase struct {
 	Rows []SubmitRow   `json:"rows"`
 	Peak []ProcessPeak `json:"peak_rss"`
@@ -83,11 +83,16 @@ type SubmitRow struct {
 	Concurrency    int        `json:"concurrency"`
 	Baseline       Throughput `json:"baseline"`
 	BaselineNotify Throughput `json:"baseline_notify_in_tx"`
-	System         Throughput `json:"system"`
+	// OneStatement is the same writes as one autocommit statement
+	// (SubmissionInsert): the best raw form of them.
+	OneStatement Throughput `json:"baseline_one_statement"`
+	System       Throughput `json:"system"`
 	// Ratio is system / baseline (without notify).
 	Ratio float64 `json:"ratio"`
 	// NotifyRatio is baseline with notify / baseline without.
 	NotifyRatio float64 `json:"notify_ratio"`
+	// OneStatementRatio is system / the one-statement baseline.
+	OneStatementRatio float64 `json:"one_statement_ratio"`
 }
 
 // E2EPhase: open-loop submits with a worker and the SMTP sink.
@@ -248,11 +253,12 @@ func (r *Report) writeMarkdown(w io.Writer) {
 		for _, x := range s.Rows {
 			rows = append(rows, []string{
 				itoa(x.Concurrency),
-				tput(x.Baseline), tput(x.BaselineNotify), tput(x.System),
-				ratio(x.NotifyRatio), ratio(x.Ratio),
+				tput(x.Baseline), tput(x.BaselineNotify), tput(x.OneStatement), tput(x.System),
+				ratio(x.NotifyRatio), ratio(x.Ratio), ratio(x.OneStatementRatio),
 			})
 		}
-		table(w, []string{"C", "baseline pgx req/s (p50/p99)", "+ pg_notify in tx", "system HTTP", "notify/baseline", "**system/baseline**"}, rows)
+		table(w, []string{"C", "baseline pgx req/s (p50/p99)", "+ pg_notify in tx", "one statement pgx", "system HTTP",
+			"notify/baseline", "**system/baseline**", "**system/one statement**"}, rows)
 		errorsNote(w, s.Rows)
 	}
 
@@ -366,7 +372,7 @@ func (r *Report) peaks() []ProcessPeak {
 
 func errorsNote(w io.Writer, rows []SubmitRow) {
 	for _, x := range rows {
-		for name, t := range map[string]Throughput{"baseline": x.Baseline, "baseline+notify": x.BaselineNotify, "system": x.System} {
+		for name, t := range map[string]Throughput{"baseline": x.Baseline, "baseline+notify": x.BaselineNotify, "one statement": x.OneStatement, "system": x.System} {
 			if t.Errors > 0 {
 				fmt.Fprintf(w, "\nC=%d %s: %d errors (first: %s)\n", x.Concurrency, name, t.Errors, t.FirstError)
 			}

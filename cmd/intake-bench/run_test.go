@@ -74,9 +74,11 @@ func TestRunShort(t *testing.T) {
 	for _, row := range r.Submit.Rows {
 		positiveThroughput("submit baseline", row.Baseline)
 		positiveThroughput("submit baseline with notify", row.BaselineNotify)
+		positiveThroughput("submit one-statement baseline", row.OneStatement)
 		positiveThroughput("submit system", row.System)
 		require.Positive(t, row.Ratio)
 		require.Positive(t, row.NotifyRatio)
+		require.Positive(t, row.OneStatementRatio)
 	}
 	positivePeaks("submit", r.Submit.Peak, 1)
 
