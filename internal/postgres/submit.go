@@ -81,6 +81,9 @@ type submitRows struct {
 	payload, answers []byte
 }
 
+// newSubmitRows parses the submission's ids and encodes its event payload
+// and answers, before any round trip, so a malformed submission costs the
+// database nothing.
 func newSubmitRows(sub application.Submission) (submitRows, error) {
 	appID, err := uuid.Parse(sub.ID)
 	if err != nil {
