@@ -21,6 +21,7 @@ type Report struct {
 	Worker    WorkerConfig   `json:"worker"`
 	Submit    *SubmitPhase   `json:"submit,omitempty"`
 	E2E       *E2EPhase      `json:"e2e,omitempty"`
+	Peer      *PeerPhase     `json:"peer,omitempty"`
 	Idle      *IdlePhase     `json:"idle,omitempty"`
 	Overload  *OverloadPhase `json:"overload,omitempty"`
 	Drain     *DrainPhase    `json:"drain,omitempty"`
@@ -275,6 +276,10 @@ func (r *Report) writeMarkdown(w io.Writer) {
 		table(w, []string{"rate/s", "201 / sent", "submit→201 p50/p95/p99/max", "delivered", "submit→SMTP p50/p95/p99/max", "per application: commits / inserts / updates"}, rows)
 	}
 
+	if r.Peer != nil {
+		r.Peer.writeMarkdown(w)
+	}
+
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(w, "\n### Idle cost (one API and one worker, nothing to do)\n\n")
 		table(w, []string{"warm-up s", "counted s", "commits", "**commits/s**"}, [][]string{{
@@ -363,6 +368,9 @@ func (r *Report) peaks() []ProcessPeak {
 	}
 	if r.E2E != nil {
 		peaks = append(peaks, r.E2E.Peak...)
+	}
+	if r.Peer != nil {
+		peaks = append(peaks, r.Peer.Peak...)
 	}
 	if r.Drain != nil {
 		peaks = append(peaks, r.Drain.Peak...)
