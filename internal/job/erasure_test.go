@@ -62,7 +62,7 @@ func TestErasureBeforeTheSendStopsIt(t *testing.T) {
 
 	// The fence itself: an attempt that read the application before the
 	// erasure still cannot start after it.
-	_, err = b.store.DeliveryAttemptStart(t.Context(), b.appID, time.Minute)
+	_, _, err = b.store.DeliveryAttemptStart(t.Context(), b.appID, time.Minute)
 	require.ErrorIs(t, err, postgres.ErrDeliveryCancelled)
 	require.Empty(t, b.smtp.Messages())
 	state, attempts := b.ledger(t)
