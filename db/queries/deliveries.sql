@@ -6,11 +6,12 @@
 -- its fencing token. It takes nothing (no row) while another attempt's
 -- lease is live, after the email was sent, once the delivery failed or was
 -- cancelled, or when the application does not exist: the caller reads
--- which with DeliveryLeaseGet. The application is read from the
--- statement's snapshot: when an erasure committed before the lease was
--- taken, the delivery is cancelled and nothing is returned, so no erased
--- data is ever sent. leased_by, when set, is the worker whose heartbeat
--- renews the lease (DeliveryLeasesRenew).
+-- which with DeliveryLeaseGet. The upsert decides on the delivery row's
+-- latest version, under its lock: an erasure that committed before it
+-- (even after this statement's snapshot, from which the application is
+-- read) left the row cancelled, so nothing is returned and nothing sent.
+-- leased_by, when set, is the worker whose heartbeat renews the lease
+-- (DeliveryLeasesRenew).
 WITH started AS (
     INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
     SELECT app.id, 'sending', 1, now(), now() + @lease::interval, sqlc.narg(leased_by)

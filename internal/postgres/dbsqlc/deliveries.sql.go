@@ -60,11 +60,12 @@ type DeliveryAttemptStartRow struct {
 // its fencing token. It takes nothing (no row) while another attempt's
 // lease is live, after the email was sent, once the delivery failed or was
 // cancelled, or when the application does not exist: the caller reads
-// which with DeliveryLeaseGet. The application is read from the
-// statement's snapshot: when an erasure committed before the lease was
-// taken, the delivery is cancelled and nothing is returned, so no erased
-// data is ever sent. leased_by, when set, is the worker whose heartbeat
-// renews the lease (DeliveryLeasesRenew).
+// which with DeliveryLeaseGet. The upsert decides on the delivery row's
+// latest version, under its lock: an erasure that committed before it
+// (even after this statement's snapshot, from which the application is
+// read) left the row cancelled, so nothing is returned and nothing sent.
+// leased_by, when set, is the worker whose heartbeat renews the lease
+// (DeliveryLeasesRenew).
 func (q *Queries) DeliveryAttemptStart(ctx context.Context, arg DeliveryAttemptStartParams) (DeliveryAttemptStartRow, error) {
 	row := q.db.QueryRow(ctx, deliveryAttemptStart, arg.Lease, arg.LeasedBy, arg.ApplicationID)
 	var i DeliveryAttemptStartRow
