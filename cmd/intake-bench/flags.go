@@ -16,6 +16,7 @@ import (
 const (
 	phaseSubmit   = "submit"
 	phaseE2E      = "e2e"
+	phasePeer     = "peer"
 	phaseIdle     = "idle"
 	phaseOverload = "overload"
 	phaseDrain    = "drain"
@@ -23,7 +24,7 @@ const (
 	phaseGrowth   = "growth"
 )
 
-var allPhases = []string{phaseSubmit, phaseE2E, phaseIdle, phaseOverload, phaseDrain, phaseMemory, phaseGrowth}
+var allPhases = []string{phaseSubmit, phaseE2E, phasePeer, phaseIdle, phaseOverload, phaseDrain, phaseMemory, phaseGrowth}
 
 // options are the command line, after --short has filled in what was not
 // given explicitly.
@@ -50,6 +51,7 @@ type options struct {
 	OverloadRate     float64       `json:"overload_rate"`
 	OverloadDuration time.Duration `json:"-"`
 	SMTPTLS          string        `json:"smtp_tls"`
+	PeerAnalytics    string        `json:"peer_analytics"`
 }
 
 // MarshalJSON records the options in the report, durations as text.
@@ -76,7 +78,7 @@ func (o *options) needsBinaries() bool { return o.want(phaseSubmit) || o.needsWo
 // needsWorker reports whether a selected phase runs intake-worker, which
 // sends to the SMTP sink.
 func (o *options) needsWorker() bool {
-	return o.want(phaseE2E) || o.want(phaseIdle) || o.want(phaseOverload) || o.want(phaseDrain) || o.want(phaseMemory)
+	return o.want(phaseE2E) || o.want(phasePeer) || o.want(phaseIdle) || o.want(phaseOverload) || o.want(phaseDrain) || o.want(phaseMemory)
 }
 
 // parseOptions reads args. Sizes not given explicitly take their --short
@@ -88,7 +90,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.Usage = func() {
 		fmt.Fprintln(out, "usage: intake-bench [flags]\n\n"+
 			"Creates a fresh database intake_bench_<random> on the server, measures the\n"+
-			"phases (submit, e2e, idle, overload, drain, memory, growth) against raw baselines, prints\n"+
+			"phases (submit, e2e, peer, idle, overload, drain, memory, growth) against raw baselines, prints\n"+
 			"markdown tables and writes JSON. The database is dropped at the end unless\n"+
 			"--keep. The API and the worker get every INTAKE_* variable set in this\n"+
 			"environment (and GOMAXPROCS, GOGC, GOMEMLIMIT, GODEBUG), except the ones\n"+
@@ -107,10 +109,10 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.BoolVar(&o.Keep, "keep", false, "keep the bench database at the end (its name is printed)")
 	fs.StringVar(&o.BinDir, "bin-dir", "", "directory with prebuilt intake-api and intake-worker (default: go build them into a temp dir)")
 	fs.BoolVar(&o.Quiet, "quiet", false, "print only the results, not the progress lines")
-	conc := fs.String("concurrency", "1,8,32", "submit phase: concurrent clients, comma-separated")
-	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "submit and growth phases: measuring time per run (short: 1s)")
-	rates := fs.String("rates", "50,200", "e2e phase: open-loop submit rates per second, comma-separated (short: 20)")
-	fs.DurationVar(&o.RateDuration, "rate-duration", 60*time.Second, "e2e phase: how long each rate runs (short: 2s)")
+	conc := fs.String("concurrency", "1,8,32", "submit and peer phases: concurrent clients, comma-separated")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "submit, peer and growth phases: measuring time per run (short: 1s)")
+	rates := fs.String("rates", "50,200", "e2e and peer phases: open-loop submit rates per second, comma-separated (short: 20)")
+	fs.DurationVar(&o.RateDuration, "rate-duration", 60*time.Second, "e2e and peer phases: how long each rate runs (short: 2s)")
 	fs.IntVar(&o.Backlog, "backlog", 50_000, "drain phase: applications waiting when the worker starts (short: 500)")
 	fs.IntVar(&o.MemoryBacklog, "memory-backlog", 100_000, "memory phase: events waiting undispatched (short: 2000)")
 	fs.DurationVar(&o.MemoryHold, "memory-hold", 10*time.Second, "memory phase: how long the backlog is held back from the running worker (short: 2s)")
@@ -122,6 +124,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.DurationVar(&o.IdleDuration, "idle-duration", 30*time.Second, "idle phase: how long commits are counted (short: 3s)")
 	fs.Float64Var(&o.OverloadRate, "overload-rate", 2000, "overload phase: open-loop submit rate per second, above what the system takes (short: 100)")
 	fs.DurationVar(&o.OverloadDuration, "overload-duration", 30*time.Second, "overload phase: how long the rate runs (short: 2s)")
+	fs.StringVar(&o.PeerAnalytics, "peer-analytics", peerAnalyticsJob, "peer phase: how the peer makes the analytics record, as Intake's relay does: job (inserts the analytics_event job) or record (writes the record in its submit transaction)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -162,6 +165,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 		case !slices.Contains(o.Phases, p):
 			o.Phases = append(o.Phases, p)
 		}
+	}
+	if o.PeerAnalytics != peerAnalyticsJob && o.PeerAnalytics != peerAnalyticsRecord {
+		errs = append(errs, fmt.Errorf("--peer-analytics: %q is neither %s nor %s", o.PeerAnalytics, peerAnalyticsJob, peerAnalyticsRecord))
 	}
 	if o.SMTPTLS != "none" && o.SMTPTLS != "starttls" {
 		errs = append(errs, fmt.Errorf("--smtp-tls: %q is neither none nor starttls", o.SMTPTLS))

@@ -21,6 +21,7 @@ type Report struct {
 	Worker    WorkerConfig   `json:"worker"`
 	Submit    *SubmitPhase   `json:"submit,omitempty"`
 	E2E       *E2EPhase      `json:"e2e,omitempty"`
+	Peer      *PeerPhase     `json:"peer,omitempty"`
 	Idle      *IdlePhase     `json:"idle,omitempty"`
 	Overload  *OverloadPhase `json:"overload,omitempty"`
 	Drain     *DrainPhase    `json:"drain,omitempty"`
@@ -73,7 +74,7 @@ type Throughput struct {
 }
 
 // SubmitPhase: the submit transaction over pgx, the same with pg_notify
-// inside it, and the real API over HTTP.
+// inside it, the one-statement submit over pgx, and the real API over HTTP.
 type SubmitPhase struct {
 	Rows []SubmitRow   `json:"rows"`
 	Peak []ProcessPeak `json:"peak_rss"`
@@ -83,11 +84,16 @@ type SubmitRow struct {
 	Concurrency    int        `json:"concurrency"`
 	Baseline       Throughput `json:"baseline"`
 	BaselineNotify Throughput `json:"baseline_notify_in_tx"`
-	System         Throughput `json:"system"`
+	// OneStatement is the same writes as one autocommit statement
+	// (SubmissionInsert): the best raw form of them.
+	OneStatement Throughput `json:"baseline_one_statement"`
+	System       Throughput `json:"system"`
 	// Ratio is system / baseline (without notify).
 	Ratio float64 `json:"ratio"`
 	// NotifyRatio is baseline with notify / baseline without.
 	NotifyRatio float64 `json:"notify_ratio"`
+	// OneStatementRatio is system / the one-statement baseline.
+	OneStatementRatio float64 `json:"one_statement_ratio"`
 }
 
 // E2EPhase: open-loop submits with a worker and the SMTP sink.
@@ -248,11 +254,12 @@ func (r *Report) writeMarkdown(w io.Writer) {
 		for _, x := range s.Rows {
 			rows = append(rows, []string{
 				itoa(x.Concurrency),
-				tput(x.Baseline), tput(x.BaselineNotify), tput(x.System),
-				ratio(x.NotifyRatio), ratio(x.Ratio),
+				tput(x.Baseline), tput(x.BaselineNotify), tput(x.OneStatement), tput(x.System),
+				ratio(x.NotifyRatio), ratio(x.Ratio), ratio(x.OneStatementRatio),
 			})
 		}
-		table(w, []string{"C", "baseline pgx req/s (p50/p99)", "+ pg_notify in tx", "system HTTP", "notify/baseline", "**system/baseline**"}, rows)
+		table(w, []string{"C", "baseline pgx req/s (p50/p99)", "+ pg_notify in tx", "one statement pgx", "system HTTP",
+			"notify/baseline", "**system/baseline**", "**system/one statement**"}, rows)
 		errorsNote(w, s.Rows)
 	}
 
@@ -267,6 +274,10 @@ func (r *Report) writeMarkdown(w io.Writer) {
 			})
 		}
 		table(w, []string{"rate/s", "201 / sent", "submit→201 p50/p95/p99/max", "delivered", "submit→SMTP p50/p95/p99/max", "per application: commits / inserts / updates"}, rows)
+	}
+
+	if r.Peer != nil {
+		r.Peer.writeMarkdown(w)
 	}
 
 	if i := r.Idle; i != nil {
@@ -358,6 +369,9 @@ func (r *Report) peaks() []ProcessPeak {
 	if r.E2E != nil {
 		peaks = append(peaks, r.E2E.Peak...)
 	}
+	if r.Peer != nil {
+		peaks = append(peaks, r.Peer.Peak...)
+	}
 	if r.Drain != nil {
 		peaks = append(peaks, r.Drain.Peak...)
 	}
@@ -366,7 +380,7 @@ func (r *Report) peaks() []ProcessPeak {
 
 func errorsNote(w io.Writer, rows []SubmitRow) {
 	for _, x := range rows {
-		for name, t := range map[string]Throughput{"baseline": x.Baseline, "baseline+notify": x.BaselineNotify, "system": x.System} {
+		for name, t := range map[string]Throughput{"baseline": x.Baseline, "baseline+notify": x.BaselineNotify, "one statement": x.OneStatement, "system": x.System} {
 			if t.Errors > 0 {
 				fmt.Fprintf(w, "\nC=%d %s: %d errors (first: %s)\n", x.Concurrency, name, t.Errors, t.FirstError)
 			}

@@ -133,6 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}{
 		{phaseSubmit, b.submitPhase},
 		{phaseE2E, b.e2ePhase},
+		{phasePeer, b.peerPhase},
 		{phaseIdle, b.idlePhase},
 		{phaseOverload, b.overloadPhase},
 		{phaseDrain, b.drainPhase},

@@ -30,7 +30,7 @@ func TestRunShort(t *testing.T) {
 	} else {
 		serverURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 
 	var stdout bytes.Buffer
@@ -74,9 +74,11 @@ func TestRunShort(t *testing.T) {
 	for _, row := range r.Submit.Rows {
 		positiveThroughput("submit baseline", row.Baseline)
 		positiveThroughput("submit baseline with notify", row.BaselineNotify)
+		positiveThroughput("submit one-statement baseline", row.OneStatement)
 		positiveThroughput("submit system", row.System)
 		require.Positive(t, row.Ratio)
 		require.Positive(t, row.NotifyRatio)
+		require.Positive(t, row.OneStatementRatio)
 	}
 	positivePeaks("submit", r.Submit.Peak, 1)
 
@@ -95,6 +97,29 @@ func TestRunShort(t *testing.T) {
 	require.GreaterOrEqual(t, e.PerApplication.Inserts, 7.0)
 	require.GreaterOrEqual(t, e.PerApplication.Commits, 1.0)
 	require.Positive(t, e.PerApplication.Updates)
+
+	require.NotNil(t, r.Peer, "peer phase")
+	require.Equal(t, "job", r.Peer.Analytics)
+	require.Len(t, r.Peer.Submit, 3, "C = 1, 8, 32")
+	for _, row := range r.Peer.Submit {
+		positiveThroughput("peer phase: Intake", row.Intake)
+		positiveThroughput("peer phase: peer", row.Peer)
+		require.Positive(t, row.Ratio)
+	}
+	require.Len(t, r.Peer.E2E, 1)
+	for name, x := range map[string]E2ERow{"Intake": r.Peer.E2E[0].Intake, "peer": r.Peer.E2E[0].Peer} {
+		require.Positive(t, x.Created, name)
+		require.Equal(t, x.Created, x.Delivered, "%s: every confirmation arrives", name)
+		require.Positive(t, x.Submit.P50, name)
+		require.Positive(t, x.Delivery.P50, name)
+		require.GreaterOrEqual(t, x.PerApplication.Commits, 1.0, name)
+	}
+	// The peer inserts no outbox event and leaves no ledger row to the
+	// relay: the application, its key, two jobs, the ledger row (the email
+	// job's) and the analytics record.
+	require.GreaterOrEqual(t, r.Peer.E2E[0].Peer.PerApplication.Inserts, 6.0)
+	require.GreaterOrEqual(t, r.Peer.E2E[0].Intake.PerApplication.Inserts, 7.0)
+	positivePeaks("peer", r.Peer.Peak, 3)
 
 	require.NotNil(t, r.Idle, "idle phase")
 	require.Positive(t, r.Idle.Seconds)
@@ -133,7 +158,7 @@ func TestRunShort(t *testing.T) {
 	require.Positive(t, m.DrainSeconds)
 	require.Positive(t, m.Growth)
 	require.NotEmpty(t, m.Samples)
-	positivePeaks("memory", m.Peaks, 5) // submit api, e2e api and worker, drain worker, memory worker
+	positivePeaks("memory", m.Peaks, 8) // submit api, e2e api and worker, peer api, peer and worker, drain worker, memory worker
 
 	require.NotNil(t, r.Growth, "growth phase")
 	g := r.Growth
@@ -150,7 +175,7 @@ func TestRunShort(t *testing.T) {
 	require.Positive(t, g.ClaimRatio)
 	require.Positive(t, g.DispatchRatio)
 
-	for _, heading := range []string{"### 1. Submit", "### 2. End-to-end", "### 3. Backlog drain", "### 4. Memory", "### 5. Growth"} {
+	for _, heading := range []string{"### 1. Submit", "### 2. End-to-end", "### Peer", "### 3. Backlog drain", "### 4. Memory", "### 5. Growth"} {
 		require.Contains(t, stdout.String(), heading)
 	}
 

@@ -34,8 +34,9 @@ const (
 )
 
 // submitPhase compares, for each concurrency, the submit transaction run
-// straight over pgx, the same with pg_notify inside it, and the real API
-// over HTTP.
+// straight over pgx, the same with pg_notify inside it, the best raw form
+// of the same writes (the API's one statement, straight over pgx), and the
+// real API over HTTP.
 func (b *bench) submitPhase(ctx context.Context) error {
 	phase := &SubmitPhase{}
 	b.report.Submit = phase
@@ -56,6 +57,7 @@ func (b *bench) submitPhase(ctx context.Context) error {
 		}{
 			{"baseline", &row.Baseline, func() (Throughput, error) { return b.baselineSubmit(ctx, c, false) }},
 			{"baseline + pg_notify", &row.BaselineNotify, func() (Throughput, error) { return b.baselineSubmit(ctx, c, true) }},
+			{"one statement", &row.OneStatement, func() (Throughput, error) { return b.oneStatementSubmit(ctx, c) }},
 			{"system", &row.System, func() (Throughput, error) { return b.systemSubmit(ctx, client, baseURL, c), nil }},
 		}
 		for _, r := range runs {
@@ -78,6 +80,7 @@ func (b *bench) submitPhase(ctx context.Context) error {
 		}
 		row.Ratio = round(div(row.System.PerSecond, row.Baseline.PerSecond), 3)
 		row.NotifyRatio = round(div(row.BaselineNotify.PerSecond, row.Baseline.PerSecond), 3)
+		row.OneStatementRatio = round(div(row.System.PerSecond, row.OneStatement.PerSecond), 3)
 		phase.Rows = append(phase.Rows, row)
 	}
 	return nil
@@ -92,14 +95,11 @@ func (b *bench) warmup() time.Duration { return min(time.Second, b.opts.Duration
 // calls pg_notify before COMMIT, while a LISTEN connection drains the
 // notifications as the relay's would.
 func (b *bench) baselineSubmit(ctx context.Context, c int, notify bool) (Throughput, error) {
-	pool, err := postgres.NewPool(ctx, b.dbURL, &postgres.PoolOpts{MaxConns: int32(c), ApplicationName: "intake-bench"})
+	pool, err := b.baselinePool(ctx, c)
 	if err != nil {
 		return Throughput{}, err
 	}
 	defer pool.Close()
-	if err := warmPool(ctx, pool, c); err != nil {
-		return Throughput{}, err
-	}
 	if notify {
 		stop, err := drainNotifications(ctx, b.dbURL)
 		if err != nil {
@@ -118,6 +118,47 @@ func (b *bench) baselineSubmit(ctx context.Context, c int, notify bool) (Through
 		}
 		return submitTx(ctx, pool, s, notify)
 	}), nil
+}
+
+// oneStatementSubmit runs the API's one-statement submit
+// (SubmissionInsert, autocommit) straight over pgx from c connections: the
+// same writes as the transaction in one round trip, the fastest raw form
+// of them, without HTTP, validation or the API.
+func (b *bench) oneStatementSubmit(ctx context.Context, c int) (Throughput, error) {
+	pool, err := b.baselinePool(ctx, c)
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer pool.Close()
+	q := dbsqlc.New(pool)
+	return closedLoop(ctx, c, b.warmup(), b.opts.Duration, func(ctx context.Context) error {
+		s, err := b.newSubmission("one")
+		if err != nil {
+			return err
+		}
+		n, err := q.SubmissionInsert(ctx, s.oneStatement())
+		if err != nil {
+			return fmt.Errorf("submission insert: %w", err)
+		}
+		if n != 1 {
+			return fmt.Errorf("submission insert: %d applications stored", n)
+		}
+		return nil
+	}), nil
+}
+
+// baselinePool is a pool of c connections, all open, for a baseline run.
+// The caller closes it.
+func (b *bench) baselinePool(ctx context.Context, c int) (*pgxpool.Pool, error) {
+	pool, err := postgres.NewPool(ctx, b.dbURL, &postgres.PoolOpts{MaxConns: int32(c), ApplicationName: "intake-bench"})
+	if err != nil {
+		return nil, err
+	}
+	if err := warmPool(ctx, pool, c); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }
 
 // submission is one submit transaction's parameters.
@@ -174,6 +215,30 @@ func (b *bench) newSubmission(tag string) (submission, error) {
 			Key: key, ApplicationID: id, ResponseStatus: http.StatusCreated, ResponseBody: body,
 		},
 	}, nil
+}
+
+// oneStatement is the same writes as SubmissionInsert's parameters.
+func (s submission) oneStatement() dbsqlc.SubmissionInsertParams {
+	return dbsqlc.SubmissionInsertParams{
+		PostingSlug:     s.app.PostingSlug,
+		Key:             s.claim.Key,
+		Fingerprint:     s.claim.Fingerprint,
+		ExpiresAt:       s.claim.ExpiresAt,
+		ID:              s.app.ID,
+		ResponseStatus:  s.complete.ResponseStatus,
+		ResponseBody:    s.complete.ResponseBody,
+		EmailNormalized: s.app.EmailNormalized,
+		FullName:        s.app.FullName,
+		Email:           s.app.Email,
+		Phone:           s.app.Phone,
+		CoverLetter:     s.app.CoverLetter,
+		Links:           s.app.Links,
+		ReceivedAt:      s.app.ReceivedAt,
+		Answers:         s.app.Answers,
+		EventID:         s.event.ID,
+		Kind:            s.event.Kind,
+		Payload:         s.event.Payload,
+	}
 }
 
 // submitTx is postgres.Store.Submit's transaction on its happy path: BEGIN,

@@ -1,37 +1,43 @@
--- name: ConfirmationGet :one
--- Everything the confirmation email needs, with the ledger's state.
-SELECT a.id, a.full_name, a.email, a.received_at,
-       p.slug AS posting_slug, p.title AS posting_title,
-       coalesce(d.state, 'queued')::text AS delivery_state
-FROM applications a
-JOIN postings p ON p.id = a.posting_id
-LEFT JOIN deliveries d ON d.application_id = a.id
-WHERE a.id = @application_id;
-
 -- name: DeliveryAttemptStart :one
--- Starts an attempt and takes the delivery's lease, committed on its own so
--- attempts stay right even when the worker dies mid-send. It takes nothing
--- (no row) while another attempt's lease is live, after the email was sent,
--- or once the delivery failed: the caller reads which with DeliveryLeaseGet.
--- The new attempts value is the attempt's number: its fencing token.
+-- Starts an attempt and returns what its email needs, in one statement
+-- committed on its own, so attempts stay right even when the worker dies
+-- mid-send and the attempt costs one commit. It takes the delivery's lease
+-- and counts the attempt; the new attempts value is the attempt's number:
+-- its fencing token. It takes nothing (no row) while another attempt's
+-- lease is live, after the email was sent, once the delivery failed or was
+-- cancelled, or when the application does not exist: the caller reads
+-- which with DeliveryLeaseGet. The upsert decides on the delivery row's
+-- latest version, under its lock: an erasure that committed before it
+-- (even after this statement's snapshot, from which the application is
+-- read) left the row cancelled, so nothing is returned and nothing sent.
 -- leased_by, when set, is the worker whose heartbeat renews the lease
 -- (DeliveryLeasesRenew).
-INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
-VALUES (@application_id, 'sending', 1, now(), now() + @lease::interval, sqlc.narg(leased_by))
-ON CONFLICT (application_id) DO UPDATE
-SET state = 'sending',
-    attempts = deliveries.attempts + 1,
-    last_attempt_at = now(),
-    lease_expires_at = now() + @lease::interval,
-    leased_by = sqlc.narg(leased_by),
-    updated_at = now()
-WHERE deliveries.state IN ('queued', 'retrying', 'sending')
-  AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
-RETURNING attempts;
+WITH started AS (
+    INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
+    SELECT app.id, 'sending', 1, now(), now() + @lease::interval, sqlc.narg(leased_by)
+    FROM applications app
+    WHERE app.id = @application_id
+    ON CONFLICT (application_id) DO UPDATE
+    SET state = 'sending',
+        attempts = deliveries.attempts + 1,
+        last_attempt_at = now(),
+        lease_expires_at = now() + @lease::interval,
+        leased_by = sqlc.narg(leased_by),
+        updated_at = now()
+    WHERE deliveries.state IN ('queued', 'retrying', 'sending')
+      AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
+    RETURNING application_id, attempts
+)
+SELECT s.attempts, a.id, a.full_name, a.email, a.received_at,
+       p.slug AS posting_slug, p.title AS posting_title
+FROM started s
+JOIN applications a ON a.id = s.application_id
+JOIN postings p ON p.id = a.posting_id;
 
 -- name: DeliveryLeaseGet :one
 -- Why DeliveryAttemptStart took nothing: the state, and how long the live
--- lease has left (by the database's clock, the one leases are taken by).
+-- lease has left (by the database's clock, the one leases are taken by); no
+-- row when the application does not exist.
 SELECT state, attempts,
        coalesce(extract(epoch FROM lease_expires_at - now()), 0)::float8 AS lease_left_seconds
 FROM deliveries

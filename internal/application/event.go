@@ -16,8 +16,7 @@ type Event struct {
 	OccurredAt    time.Time
 }
 
-// Confirmation is what the confirmation email needs about an application,
-// with the delivery ledger's current state.
+// Confirmation is what the confirmation email needs about an application.
 type Confirmation struct {
 	ApplicationID string
 	FullName      string
@@ -25,7 +24,6 @@ type Confirmation struct {
 	ReceivedAt    time.Time
 	PostingSlug   string
 	PostingTitle  string
-	State         EmailState
 	// StatusURL is the applicant's status page, token included. It is
 	// derived, never stored, so the store leaves it empty and the worker
 	// sets it, with Employer (configuration, not data).

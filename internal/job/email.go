@@ -66,34 +66,10 @@ var (
 
 func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[ConfirmationEmailArgs]) error {
 	id := job.Args.ApplicationID
-	c, err := w.Store.Confirmation(ctx, id)
-	if errors.Is(err, application.ErrNotFound) {
-		return river.JobCancel(errGone)
-	}
-	if err != nil {
-		return err
-	}
-	// A job that runs again after a success (a rescue, a re-enqueue) sends
-	// nothing.
-	if c.State == application.EmailSent {
-		return nil
-	}
-	// An erased application's job (one relayed after the erasure, or one
-	// the erasure could not cancel because it was running) sends nothing.
-	if c.State == application.EmailCancelled {
-		return river.JobCancel(postgres.ErrDeliveryCancelled)
-	}
-
-	c.StatusURL = mail.StatusPageURL(w.PublicURL, w.StatusTokens, id)
-	c.Employer = w.Employer
-	msg, err := mail.Confirmation(c, w.Sender.Domain())
-	if err != nil {
-		return fmt.Errorf("render confirmation: %w", err)
-	}
-
 	// Take the lease, to the end of the send (the job's deadline) plus the
-	// record's time. The local clock is read before the database takes it,
-	// so every deadline below falls before the lease's real end. With a
+	// record's time, reading the email's data in the same statement (one
+	// commit). The local clock is read before the database takes it, so
+	// every deadline below falls before the lease's real end. With a
 	// Heartbeat the lease is its short renewed one instead, and the time
 	// read before taking it starts the send's guard.
 	sendBy, leaseEnd := sendWindow(ctx, w.Lease, w.RecordWithin)
@@ -102,14 +78,18 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 		lease, owner = w.Heartbeat.Lease, w.Heartbeat.Self.ID
 	}
 	taken := time.Now()
-	attempt, err := w.Store.DeliveryAttemptStartFor(ctx, id, lease, owner)
+	c, attempt, err := w.Store.DeliveryAttemptStartFor(ctx, id, lease, owner)
 	var held *postgres.LeaseHeldError
 	switch {
+	case errors.Is(err, application.ErrNotFound):
+		return river.JobCancel(errGone)
 	case errors.Is(err, postgres.ErrAlreadySent):
+		// A job that runs again after a success (a rescue, a re-enqueue)
+		// sends nothing.
 		return nil
 	case errors.Is(err, postgres.ErrDeliveryFailed), errors.Is(err, postgres.ErrDeliveryCancelled):
-		// Failed, or erased since the read above: this start is the
-		// fence, so an erasure that committed first stops the send here.
+		// Failed, or erased: this start is the fence, so an erasure that
+		// committed first stops the send here.
 		return river.JobCancel(err)
 	case errors.As(err, &held):
 		// A live attempt owns it: come back when its lease is over (a
@@ -122,6 +102,22 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 		// Until this run returns, whatever it returns with: a lease it
 		// leaves set (its outcome not recorded) is then renewed no more.
 		defer w.Heartbeat.track(postgres.Attempt{ApplicationID: id, Number: attempt})()
+	}
+
+	// The job's context may have ended (timeout, shutdown): the outcome is
+	// recorded all the same, within Lease, or the status page would say
+	// "sending" until the lease ran out.
+	recordCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd)
+	defer cancel()
+
+	c.StatusURL = mail.StatusPageURL(w.PublicURL, w.StatusTokens, id)
+	c.Employer = w.Employer
+	msg, err := mail.Confirmation(c, w.Sender.Domain())
+	if err != nil {
+		// Nothing was sent: the attempt ends as a temporary failure and
+		// gives its lease back, so River's retry (after a fix of the
+		// configuration) starts at once instead of waiting on it.
+		return w.recordUnsent(recordCtx, job, attempt, &mail.Failure{}, fmt.Errorf("render confirmation: %w", err))
 	}
 
 	// The send ends at its deadline, or when this worker's beats stopped
@@ -141,11 +137,6 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	cancelSend()
 	w.Metrics.EmailSend(time.Since(sendStart), sendErr)
 
-	// The job's context may have ended (timeout, shutdown): the outcome is
-	// recorded all the same, within Lease, or the status page would say
-	// "sending" until the lease ran out.
-	recordCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd)
-	defer cancel()
 	if sendErr == nil {
 		return w.recordSent(recordCtx, job, attempt)
 	}
@@ -153,14 +144,23 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	if !errors.As(sendErr, &failure) {
 		failure = &mail.Failure{}
 	}
-	state, class, result := application.EmailRetrying, application.FailureTemporary, error(failure)
+	return w.recordUnsent(recordCtx, job, attempt, failure, failure)
+}
+
+// recordUnsent records that attempt sent nothing, for failure: retrying
+// (River runs the job again), or failed when the failure is permanent or
+// this was the job's last attempt. It returns what the job ends with:
+// result, or a cancel when the failure is permanent or a newer attempt owns
+// the delivery.
+func (w *ConfirmationEmailWorker) recordUnsent(ctx context.Context, job *river.Job[ConfirmationEmailArgs], attempt int, failure *mail.Failure, result error) error {
+	state, class := application.EmailRetrying, application.FailureTemporary
 	switch {
 	case failure.Permanent:
 		state, class, result = application.EmailFailed, application.FailurePermanent, river.JobCancel(failure)
 	case job.Attempt >= job.MaxAttempts:
 		state, class = application.EmailFailed, application.FailureExhausted
 	}
-	err = w.Store.DeliveryUnsent(recordCtx, id, attempt, state, class, failure.Code)
+	err := w.Store.DeliveryUnsent(ctx, job.Args.ApplicationID, attempt, state, class, failure.Code)
 	if errors.Is(err, postgres.ErrLeaseLost) {
 		return river.JobCancel(errLeaseLost)
 	}

@@ -161,14 +161,14 @@ func TestLateAttemptCannotOverwriteNewerOne(t *testing.T) {
 	b := setupEmail(t)
 	ctx := t.Context()
 
-	old, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	_, old, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
 	var held *postgres.LeaseHeldError
-	_, err = b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	_, _, err = b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.ErrorAs(t, err, &held, "a live lease keeps a second attempt out")
 
 	b.expireLease(t) // the old attempt stalled past its lease
-	newer, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	_, newer, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, old+1, newer)
 
@@ -183,7 +183,7 @@ func TestLateAttemptCannotOverwriteNewerOne(t *testing.T) {
 
 	// The owner records; after that nobody starts again.
 	require.NoError(t, b.store.DeliverySent(ctx, b.appID, newer, func(context.Context, pgx.Tx) error { return nil }))
-	_, err = b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	_, _, err = b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.ErrorIs(t, err, postgres.ErrAlreadySent)
 	err = b.store.DeliveryUnsent(ctx, b.appID, newer, application.EmailRetrying, application.FailureTemporary, 0)
 	require.ErrorIs(t, err, postgres.ErrLeaseLost, "a sent delivery is never downgraded")
@@ -212,7 +212,7 @@ func TestSendEndsBeforeTheLease(t *testing.T) {
 	require.Equal(t, "retrying", state)
 	require.Equal(t, 1, attempts)
 	// The lease was given back: the next run may start at once.
-	_, err = b.store.DeliveryAttemptStart(t.Context(), b.appID, time.Minute)
+	_, _, err = b.store.DeliveryAttemptStart(t.Context(), b.appID, time.Minute)
 	require.NoError(t, err)
 }
 
@@ -260,7 +260,7 @@ func TestAbandonedDeliveriesEndFailed(t *testing.T) {
 	// The worker died mid-send on the job's last attempt: the lease ran
 	// out and River discarded the job without running it again.
 	j := b.runningJob(t)
-	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	_, _, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
 	b.markReconciled(t) // the reconciler gave it its second job already
 	ids, err := b.store.AbandonDeliveries(ctx, 0)
@@ -301,7 +301,7 @@ func TestAbandonedCheckLeavesUnreconciledToReconciler(t *testing.T) {
 	b := setupEmail(t)
 	ctx := t.Context()
 	j := b.runningJob(t)
-	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	_, _, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
 	b.expireLease(t)
 	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = $1`, j.ID)
@@ -327,7 +327,7 @@ func TestReconcilerReenqueuesOnce(t *testing.T) {
 		require.NoError(t, rc.Work(b.workCtx(ctx), &river.Job[job.ReconcilerArgs]{}))
 	}
 	first := b.runningJob(t)
-	_, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+	_, _, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.NoError(t, err)
 
 	reconcile()

@@ -62,7 +62,7 @@ func TestErasureBeforeTheSendStopsIt(t *testing.T) {
 
 	// The fence itself: an attempt that read the application before the
 	// erasure still cannot start after it.
-	_, err = b.store.DeliveryAttemptStart(t.Context(), b.appID, time.Minute)
+	_, _, err = b.store.DeliveryAttemptStart(t.Context(), b.appID, time.Minute)
 	require.ErrorIs(t, err, postgres.ErrDeliveryCancelled)
 	require.Empty(t, b.smtp.Messages())
 	state, attempts := b.ledger(t)
@@ -81,4 +81,36 @@ func TestErasureCancelsTheQueuedJob(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateCancelled, row.State)
 	require.NotNil(t, row.FinalizedAt)
+}
+
+// An erasure that commits while an attempt's start waits for the delivery
+// row's lock (the start's snapshot, from which it reads the application,
+// predates the erasure) still stops the attempt: the start decides on the
+// row as the erasure left it.
+func TestErasureCommittedDuringTheStartStopsIt(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	ctx := t.Context()
+	erasure, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = erasure.Rollback(ctx) }()
+	_, err = erasure.Exec(ctx, `UPDATE applications SET full_name = '(erased)', erased_at = now() WHERE id = $1`, b.appID)
+	require.NoError(t, err)
+	_, err = erasure.Exec(ctx, `UPDATE deliveries SET state = 'cancelled', last_error_class = 'erased' WHERE application_id = $1`, b.appID)
+	require.NoError(t, err)
+
+	started := make(chan error, 1)
+	go func() {
+		_, _, err := b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
+		started <- err
+	}()
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 1
+	}, 10*time.Second, 5*time.Millisecond, "the start never waited for the erasure's lock")
+	require.NoError(t, erasure.Commit(ctx))
+
+	require.ErrorIs(t, <-started, postgres.ErrDeliveryCancelled)
+	state, attempts := b.ledger(t)
+	require.Equal(t, "cancelled", state)
+	require.Zero(t, attempts)
 }

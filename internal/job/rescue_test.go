@@ -98,7 +98,7 @@ func (b *emailBundle) abandonedJob(t *testing.T, worker string) int64 {
 		UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now(), attempted_by = ARRAY[$2]
 		WHERE id = $1`, res.Job.ID, worker)
 	require.NoError(t, err)
-	_, err = b.store.DeliveryAttemptStartFor(t.Context(), b.appID, leaseFor, worker)
+	_, _, err = b.store.DeliveryAttemptStartFor(t.Context(), b.appID, leaseFor, worker)
 	require.NoError(t, err)
 	return res.Job.ID
 }

@@ -43,7 +43,6 @@ func fixedConfirmation() application.Confirmation {
 		ReceivedAt:    time.Date(2026, time.March, 14, 10, 26, 53, 0, time.FixedZone("CET", 3600)),
 		PostingSlug:   "backend-engineer",
 		PostingTitle:  "Backend Engineer",
-		State:         application.EmailQueued,
 		StatusURL:     mail.StatusPageURL(publicURL, testKeys(), id),
 		Employer:      application.Employer{Name: "Example Ltd", Contact: "jobs@example.com"},
 	}

@@ -39,71 +39,67 @@ func (e *LeaseHeldError) Error() string {
 	return fmt.Sprintf("another attempt holds the delivery for up to %s", e.Left.Round(time.Millisecond))
 }
 
-// Confirmation returns what the confirmation email for an application needs.
-func (s *Store) Confirmation(ctx context.Context, applicationID string) (application.Confirmation, error) {
-	id, err := uuid.Parse(applicationID)
-	if err != nil {
-		return application.Confirmation{}, application.ErrNotFound
-	}
-	r, err := s.q.ConfirmationGet(ctx, id)
-	if err != nil {
-		return application.Confirmation{}, classify(err)
-	}
-	return application.Confirmation{
-		ApplicationID: r.ID.String(),
-		FullName:      r.FullName,
-		Email:         r.Email,
-		ReceivedAt:    r.ReceivedAt,
-		PostingSlug:   r.PostingSlug,
-		PostingTitle:  r.PostingTitle,
-		State:         application.EmailState(r.DeliveryState),
-	}, nil
-}
-
-// DeliveryAttemptStart starts an attempt in its own committed transaction:
-// the ledger says "sending", counts the attempt, and gives it the delivery's
-// lease for the given duration. It returns the attempt's number, which the
-// attempt's DeliverySent or DeliveryUnsent must present. While another
-// attempt's lease is live it returns a *LeaseHeldError; ErrAlreadySent,
-// ErrDeliveryFailed or ErrDeliveryCancelled (erased) when there is nothing
-// left to send. The erasure's cancel and this start take the same row
-// lock, so no attempt starts once an erasure has committed.
-func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string, lease time.Duration) (int, error) {
+// DeliveryAttemptStart starts an attempt in its own committed transaction,
+// one statement that also reads what the confirmation email needs: the
+// ledger says "sending", counts the attempt, and gives it the delivery's
+// lease for the given duration. It returns the email's data and the
+// attempt's number, which the attempt's DeliverySent or DeliveryUnsent must
+// present. While another attempt's lease is live it returns a
+// *LeaseHeldError; ErrAlreadySent, ErrDeliveryFailed or
+// ErrDeliveryCancelled (erased) when there is nothing left to send;
+// application.ErrNotFound when the application does not exist. The
+// erasure's cancel and this start take the same row lock, so no attempt
+// starts once an erasure has committed.
+func (s *Store) DeliveryAttemptStart(ctx context.Context, applicationID string, lease time.Duration) (application.Confirmation, int, error) {
 	return s.DeliveryAttemptStartFor(ctx, applicationID, lease, "")
 }
 
 // DeliveryAttemptStartFor is DeliveryAttemptStart for an attempt whose
 // lease the heartbeat of worker (its id) renews (see WorkerBeat); an empty
 // worker takes a lease nothing renews.
-func (s *Store) DeliveryAttemptStartFor(ctx context.Context, applicationID string, lease time.Duration, worker string) (int, error) {
+func (s *Store) DeliveryAttemptStartFor(ctx context.Context, applicationID string, lease time.Duration, worker string) (application.Confirmation, int, error) {
 	id, err := uuid.Parse(applicationID)
 	if err != nil {
-		return 0, application.ErrNotFound
+		return application.Confirmation{}, 0, application.ErrNotFound
 	}
-	attempt, err := s.q.DeliveryAttemptStart(ctx, dbsqlc.DeliveryAttemptStartParams{
+	r, err := s.q.DeliveryAttemptStart(ctx, dbsqlc.DeliveryAttemptStartParams{
 		ApplicationID: id,
 		Lease:         interval(lease),
 		LeasedBy:      pgtype.Text{String: worker, Valid: worker != ""},
 	})
 	if err == nil {
-		return int(attempt), nil
+		return application.Confirmation{
+			ApplicationID: r.ID.String(),
+			FullName:      r.FullName,
+			Email:         r.Email,
+			ReceivedAt:    r.ReceivedAt,
+			PostingSlug:   r.PostingSlug,
+			PostingTitle:  r.PostingTitle,
+		}, int(r.Attempts), nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return 0, classify(err)
+		return application.Confirmation{}, 0, classify(err)
 	}
+	return application.Confirmation{}, 0, s.notStarted(ctx, id)
+}
+
+// notStarted says why DeliveryAttemptStart took nothing, from the ledger
+// as it is now: a second statement only on this rare path, so an ordinary
+// attempt stays one.
+func (s *Store) notStarted(ctx context.Context, id uuid.UUID) error {
 	held, err := s.q.DeliveryLeaseGet(ctx, id)
 	if err != nil {
-		return 0, classify(err)
+		return classify(err)
 	}
 	switch application.EmailState(held.State) {
 	case application.EmailSent:
-		return 0, ErrAlreadySent
+		return ErrAlreadySent
 	case application.EmailFailed:
-		return 0, ErrDeliveryFailed
+		return ErrDeliveryFailed
 	case application.EmailCancelled:
-		return 0, ErrDeliveryCancelled
+		return ErrDeliveryCancelled
 	default:
-		return 0, &LeaseHeldError{Left: max(0, time.Duration(held.LeaseLeftSeconds*float64(time.Second)))}
+		return &LeaseHeldError{Left: max(0, time.Duration(held.LeaseLeftSeconds*float64(time.Second)))}
 	}
 }
 

@@ -61,7 +61,7 @@ func BenchmarkDeliveryFence(b *testing.B) {
 			}
 
 			send := func(id string) error {
-				attempt, err := store.DeliveryAttemptStart(ctx, id, time.Minute)
+				_, attempt, err := store.DeliveryAttemptStart(ctx, id, time.Minute)
 				if err != nil {
 					return err
 				}

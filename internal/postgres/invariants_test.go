@@ -176,6 +176,18 @@ func TestSchemaEnforcesInvariants(t *testing.T) {
 			constraint: "outbox_events_aggregate_id_fkey",
 		},
 		{
+			// Submit's one statement relies on it: an application it did
+			// not insert leaves its key pointing at nothing, refused here.
+			name: "completed key for an application that does not exist",
+			write: func(ctx context.Context, tx pgx.Tx) error {
+				s := newCompleteSubmission(postingID)
+				s.key["application_id"] = uuid.New()
+				return insertRow(ctx, tx, "idempotency_keys", s.key)
+			},
+			code:       "23503",
+			constraint: "idempotency_keys_application_id_fkey",
+		},
+		{
 			name: "idempotency key left processing",
 			write: func(ctx context.Context, tx pgx.Tx) error {
 				s := newCompleteSubmission(postingID)

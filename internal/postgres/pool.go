@@ -114,6 +114,16 @@ func lockTimeout(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
+// undoneByConcurrentCommit reports whether err is one of the two errors
+// with which SubmissionInsert undoes itself when a concurrent request
+// committed what it waited for: its key (unique violation) or an
+// application from the same email, which leaves its key pointing at no
+// application (foreign key violation).
+func undoneByConcurrentCommit(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "23503")
+}
+
 // ClosePool closes pool, waiting at most timeout. Closing a connection
 // whose peer went silently away waits for pgx's own 15 s close deadline;
 // at shutdown, when every transaction has already ended, that wait only

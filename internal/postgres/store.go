@@ -63,18 +63,28 @@ func (s *Store) withTx(ctx context.Context, fn func(q *dbsqlc.Queries) error) er
 // beginFunc is pgx.BeginFunc on a connection acquired within the store's
 // acquire timeout, when it has one.
 func (s *Store) beginFunc(ctx context.Context, fn func(pgx.Tx) error) error {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return pgx.BeginFunc(ctx, conn, fn)
+}
+
+// acquire takes a pool connection, waiting at most the store's acquire
+// timeout when it has one: past it, ErrBusy.
+func (s *Store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	if s.acquireTimeout <= 0 {
-		return pgx.BeginFunc(ctx, s.pool, fn)
+		return s.pool.Acquire(ctx)
 	}
 	acquireCtx, cancel := context.WithTimeout(ctx, s.acquireTimeout)
 	conn, err := s.pool.Acquire(acquireCtx)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(acquireCtx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w within %s", ErrBusy, s.acquireTimeout)
+			return nil, fmt.Errorf("%w within %s", ErrBusy, s.acquireTimeout)
 		}
-		return err
+		return nil, err
 	}
-	defer conn.Release()
-	return pgx.BeginFunc(ctx, conn, fn)
+	return conn, nil
 }

@@ -13,75 +13,72 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const confirmationGet = `-- name: ConfirmationGet :one
-SELECT a.id, a.full_name, a.email, a.received_at,
-       p.slug AS posting_slug, p.title AS posting_title,
-       coalesce(d.state, 'queued')::text AS delivery_state
-FROM applications a
+const deliveryAttemptStart = `-- name: DeliveryAttemptStart :one
+WITH started AS (
+    INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
+    SELECT app.id, 'sending', 1, now(), now() + $1::interval, $2
+    FROM applications app
+    WHERE app.id = $3
+    ON CONFLICT (application_id) DO UPDATE
+    SET state = 'sending',
+        attempts = deliveries.attempts + 1,
+        last_attempt_at = now(),
+        lease_expires_at = now() + $1::interval,
+        leased_by = $2,
+        updated_at = now()
+    WHERE deliveries.state IN ('queued', 'retrying', 'sending')
+      AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
+    RETURNING application_id, attempts
+)
+SELECT s.attempts, a.id, a.full_name, a.email, a.received_at,
+       p.slug AS posting_slug, p.title AS posting_title
+FROM started s
+JOIN applications a ON a.id = s.application_id
 JOIN postings p ON p.id = a.posting_id
-LEFT JOIN deliveries d ON d.application_id = a.id
-WHERE a.id = $1
 `
 
-type ConfirmationGetRow struct {
-	ID            uuid.UUID
-	FullName      string
-	Email         string
-	ReceivedAt    time.Time
-	PostingSlug   string
-	PostingTitle  string
-	DeliveryState string
+type DeliveryAttemptStartParams struct {
+	Lease         pgtype.Interval
+	LeasedBy      pgtype.Text
+	ApplicationID uuid.UUID
 }
 
-// Everything the confirmation email needs, with the ledger's state.
-func (q *Queries) ConfirmationGet(ctx context.Context, applicationID uuid.UUID) (ConfirmationGetRow, error) {
-	row := q.db.QueryRow(ctx, confirmationGet, applicationID)
-	var i ConfirmationGetRow
+type DeliveryAttemptStartRow struct {
+	Attempts     int32
+	ID           uuid.UUID
+	FullName     string
+	Email        string
+	ReceivedAt   time.Time
+	PostingSlug  string
+	PostingTitle string
+}
+
+// Starts an attempt and returns what its email needs, in one statement
+// committed on its own, so attempts stay right even when the worker dies
+// mid-send and the attempt costs one commit. It takes the delivery's lease
+// and counts the attempt; the new attempts value is the attempt's number:
+// its fencing token. It takes nothing (no row) while another attempt's
+// lease is live, after the email was sent, once the delivery failed or was
+// cancelled, or when the application does not exist: the caller reads
+// which with DeliveryLeaseGet. The upsert decides on the delivery row's
+// latest version, under its lock: an erasure that committed before it
+// (even after this statement's snapshot, from which the application is
+// read) left the row cancelled, so nothing is returned and nothing sent.
+// leased_by, when set, is the worker whose heartbeat renews the lease
+// (DeliveryLeasesRenew).
+func (q *Queries) DeliveryAttemptStart(ctx context.Context, arg DeliveryAttemptStartParams) (DeliveryAttemptStartRow, error) {
+	row := q.db.QueryRow(ctx, deliveryAttemptStart, arg.Lease, arg.LeasedBy, arg.ApplicationID)
+	var i DeliveryAttemptStartRow
 	err := row.Scan(
+		&i.Attempts,
 		&i.ID,
 		&i.FullName,
 		&i.Email,
 		&i.ReceivedAt,
 		&i.PostingSlug,
 		&i.PostingTitle,
-		&i.DeliveryState,
 	)
 	return i, err
-}
-
-const deliveryAttemptStart = `-- name: DeliveryAttemptStart :one
-INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
-VALUES ($1, 'sending', 1, now(), now() + $2::interval, $3)
-ON CONFLICT (application_id) DO UPDATE
-SET state = 'sending',
-    attempts = deliveries.attempts + 1,
-    last_attempt_at = now(),
-    lease_expires_at = now() + $2::interval,
-    leased_by = $3,
-    updated_at = now()
-WHERE deliveries.state IN ('queued', 'retrying', 'sending')
-  AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
-RETURNING attempts
-`
-
-type DeliveryAttemptStartParams struct {
-	ApplicationID uuid.UUID
-	Lease         pgtype.Interval
-	LeasedBy      pgtype.Text
-}
-
-// Starts an attempt and takes the delivery's lease, committed on its own so
-// attempts stay right even when the worker dies mid-send. It takes nothing
-// (no row) while another attempt's lease is live, after the email was sent,
-// or once the delivery failed: the caller reads which with DeliveryLeaseGet.
-// The new attempts value is the attempt's number: its fencing token.
-// leased_by, when set, is the worker whose heartbeat renews the lease
-// (DeliveryLeasesRenew).
-func (q *Queries) DeliveryAttemptStart(ctx context.Context, arg DeliveryAttemptStartParams) (int32, error) {
-	row := q.db.QueryRow(ctx, deliveryAttemptStart, arg.ApplicationID, arg.Lease, arg.LeasedBy)
-	var attempts int32
-	err := row.Scan(&attempts)
-	return attempts, err
 }
 
 const deliveryLeaseGet = `-- name: DeliveryLeaseGet :one
@@ -98,7 +95,8 @@ type DeliveryLeaseGetRow struct {
 }
 
 // Why DeliveryAttemptStart took nothing: the state, and how long the live
-// lease has left (by the database's clock, the one leases are taken by).
+// lease has left (by the database's clock, the one leases are taken by); no
+// row when the application does not exist.
 func (q *Queries) DeliveryLeaseGet(ctx context.Context, applicationID uuid.UUID) (DeliveryLeaseGetRow, error) {
 	row := q.db.QueryRow(ctx, deliveryLeaseGet, applicationID)
 	var i DeliveryLeaseGetRow

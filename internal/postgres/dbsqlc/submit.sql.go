@@ -78,7 +78,8 @@ type IdempotencyKeyClaimParams struct {
 }
 
 // The statements of the submit transaction, in the order
-// postgres.Store.Submit runs them.
+// postgres.Store.Submit runs them when its one-statement form
+// (SubmissionInsert, below) did not store the submit, or the submit has a CV.
 // Claims the key for this transaction. When another transaction holds the
 // same key uncommitted, this waits for it (bounded by lock_timeout); when the
 // key is already committed, it returns no row.
@@ -177,4 +178,109 @@ SELECT pg_notify($1::text, '')
 func (q *Queries) OutboxNotify(ctx context.Context, channel string) error {
 	_, err := q.db.Exec(ctx, outboxNotify, channel)
 	return err
+}
+
+const submissionInsert = `-- name: SubmissionInsert :one
+WITH posting AS (
+    SELECT p.id FROM postings p WHERE p.slug = $1 AND p.status = 'open'
+), completed_key AS (
+    INSERT INTO idempotency_keys (
+        key, fingerprint, state, expires_at,
+        application_id, response_status, response_body
+    )
+    SELECT $2, $3, 'completed',
+           greatest($4::timestamptz, now() + interval '24 hours'),
+           $5::uuid, $6::smallint, $7::bytea
+    FROM posting
+    WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.key = $2)
+      AND NOT EXISTS (SELECT 1 FROM applications a
+                      WHERE a.posting_id = posting.id AND a.email_normalized = $8)
+    RETURNING application_id
+), application AS (
+    INSERT INTO applications (
+        id, posting_id, full_name, email, email_normalized,
+        phone, cover_letter, links, received_at,
+        answers
+    )
+    SELECT k.application_id, posting.id, $9, $10, $8,
+           $11, $12, $13::text[], $14,
+           $15::jsonb
+    FROM completed_key k CROSS JOIN posting
+    ON CONFLICT (posting_id, email_normalized) DO NOTHING
+    RETURNING id
+), event AS (
+    INSERT INTO outbox_events (id, kind, aggregate_id, payload)
+    SELECT $16::uuid, $17, application.id, $18::jsonb
+    FROM application
+)
+SELECT count(*) FROM application
+`
+
+type SubmissionInsertParams struct {
+	PostingSlug     string
+	Key             string
+	Fingerprint     []byte
+	ExpiresAt       time.Time
+	ID              uuid.UUID
+	ResponseStatus  int16
+	ResponseBody    []byte
+	EmailNormalized string
+	FullName        string
+	Email           string
+	Phone           pgtype.Text
+	CoverLetter     pgtype.Text
+	Links           []string
+	ReceivedAt      time.Time
+	Answers         []byte
+	EventID         uuid.UUID
+	Kind            string
+	Payload         []byte
+}
+
+// The whole submit of an application without a CV in one autocommit
+// statement (one round trip instead of the transaction's six): the
+// idempotency key, completed, then the application, then its
+// application.submitted event. It returns 1 when it stored all three and
+// 0 when it stored nothing; the caller then runs the transaction, which
+// answers each case (replay, reused key, duplicate, closed or unknown
+// posting). Why it is safe:
+//   - One statement is all-or-nothing by itself, and the deferred triggers
+//     fire at its commit, after every insert: invariant 1's trigger finds
+//     the event, the key's trigger finds it completed.
+//   - The key comes first, as in the transaction, so both forms lock a key
+//     before an email and never deadlock each other (with the key last, a
+//     transaction holding the key and waiting for this statement's email
+//     would). A key someone else holds uncommitted makes the insert wait
+//     (bounded by lock_timeout), then fail when it commits: the key has no
+//     ON CONFLICT, so a key taken meanwhile undoes the whole statement.
+//   - The NOT EXISTS tests answer the usual refusals, a replayed or reused
+//     key and a duplicate email already committed, with 0 rows instead of
+//     an error. A duplicate committed while the application insert waited
+//     for it inserts no application (ON CONFLICT): the key then points at
+//     no application, and its foreign key undoes the whole statement, so a
+//     key is never stored without its application.
+func (q *Queries) SubmissionInsert(ctx context.Context, arg SubmissionInsertParams) (int64, error) {
+	row := q.db.QueryRow(ctx, submissionInsert,
+		arg.PostingSlug,
+		arg.Key,
+		arg.Fingerprint,
+		arg.ExpiresAt,
+		arg.ID,
+		arg.ResponseStatus,
+		arg.ResponseBody,
+		arg.EmailNormalized,
+		arg.FullName,
+		arg.Email,
+		arg.Phone,
+		arg.CoverLetter,
+		arg.Links,
+		arg.ReceivedAt,
+		arg.Answers,
+		arg.EventID,
+		arg.Kind,
+		arg.Payload,
+	)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
 }
