@@ -51,7 +51,6 @@ type options struct {
 	OverloadRate     float64       `json:"overload_rate"`
 	OverloadDuration time.Duration `json:"-"`
 	SMTPTLS          string        `json:"smtp_tls"`
-	PeerAnalytics    string        `json:"peer_analytics"`
 }
 
 // MarshalJSON records the options in the report, durations as text.
@@ -124,7 +123,6 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.DurationVar(&o.IdleDuration, "idle-duration", 30*time.Second, "idle phase: how long commits are counted (short: 3s)")
 	fs.Float64Var(&o.OverloadRate, "overload-rate", 2000, "overload phase: open-loop submit rate per second, above what the system takes (short: 100)")
 	fs.DurationVar(&o.OverloadDuration, "overload-duration", 30*time.Second, "overload phase: how long the rate runs (short: 2s)")
-	fs.StringVar(&o.PeerAnalytics, "peer-analytics", peerAnalyticsJob, "peer phase: how the peer makes the analytics record, as Intake's relay does: job (inserts the analytics_event job) or record (writes the record in its submit transaction)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -165,9 +163,6 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 		case !slices.Contains(o.Phases, p):
 			o.Phases = append(o.Phases, p)
 		}
-	}
-	if o.PeerAnalytics != peerAnalyticsJob && o.PeerAnalytics != peerAnalyticsRecord {
-		errs = append(errs, fmt.Errorf("--peer-analytics: %q is neither %s nor %s", o.PeerAnalytics, peerAnalyticsJob, peerAnalyticsRecord))
 	}
 	if o.SMTPTLS != "none" && o.SMTPTLS != "starttls" {
 		errs = append(errs, fmt.Errorf("--smtp-tls: %q is neither none nor starttls", o.SMTPTLS))

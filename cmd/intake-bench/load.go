@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,7 +35,9 @@ func div(a, b float64) float64 {
 // closedLoop runs do from workers goroutines back to back for warmup plus
 // dur. Requests that start during the warm-up are not counted; the rate is
 // the counted requests over the time from the end of the warm-up to the
-// last one's completion.
+// last one's completion. The run goes on past dur until one request has
+// been counted: on a loaded machine a stall can outlast a short window,
+// and an empty run measures nothing.
 func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, do func(ctx context.Context) error) Throughput {
 	type result struct {
 		lat      []time.Duration
@@ -46,6 +49,7 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, do 
 	from := start.Add(warmup)
 	end := from.Add(dur)
 	results := make([]result, workers)
+	var counted atomic.Bool
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -53,7 +57,7 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, do 
 			r.lat = make([]time.Duration, 0, 1024)
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				if !t0.Before(end) {
+				if !t0.Before(end) && counted.Load() {
 					return
 				}
 				err := do(ctx)
@@ -61,6 +65,7 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, do 
 				if t0.Before(from) {
 					continue
 				}
+				counted.Store(true)
 				r.last = t1
 				if err != nil {
 					if ctx.Err() != nil {

@@ -13,28 +13,13 @@ import (
 	"time"
 )
 
-// The peer's analytics modes (--peer-analytics, intake-peer's
-// INTAKE_BENCH_PEER_ANALYTICS): the peer does in its submit transaction
-// what Intake's relay does in its round. With peerAnalyticsJob it inserts
-// the analytics_event job beside the confirmation email, as a relay that
-// inserts both does; with peerAnalyticsRecord it inserts the email job
-// only and writes the analytics record itself, as a relay that writes the
-// Postgres sink's record in its own transaction does. The phase checks the
-// choice against what Intake's relay did in the same run.
-const (
-	peerAnalyticsJob    = "job"
-	peerAnalyticsRecord = "record"
-)
-
 // PeerPhase: Intake beside the design without an outbox (intake-peer,
 // whose submit transaction inserts the River jobs itself), back to back on
 // fresh tables, with the same client code and the same worker.
 type PeerPhase struct {
-	// Analytics is how the peer made each analytics record (job or record).
-	Analytics string          `json:"peer_analytics"`
-	Submit    []PeerSubmitRow `json:"submit"`
-	E2E       []PeerE2ERow    `json:"e2e"`
-	Peak      []ProcessPeak   `json:"peak_rss"`
+	Submit []PeerSubmitRow `json:"submit"`
+	E2E    []PeerE2ERow    `json:"e2e"`
+	Peak   []ProcessPeak   `json:"peak_rss"`
 }
 
 // PeerSubmitRow is closed-loop submit throughput, without a worker, as in
@@ -60,7 +45,7 @@ type PeerE2ERow struct {
 // each rate open-loop submits to the API, then to the peer, each until its
 // emails and analytics records are all in.
 func (b *bench) peerPhase(ctx context.Context) error {
-	phase := &PeerPhase{Analytics: b.opts.PeerAnalytics}
+	phase := &PeerPhase{}
 	b.report.Peer = phase
 	dir, err := os.MkdirTemp("", "intake-bench-peer-")
 	if err != nil {
@@ -182,8 +167,7 @@ func buildPeer(ctx context.Context, dir string) (string, error) {
 // startPeer runs intake-peer with the API's environment and returns its
 // base URL.
 func (b *bench) startPeer(ctx context.Context, bin string) (*process, string, error) {
-	env := append(b.childEnv(), "INTAKE_BENCH_PEER_ANALYTICS="+b.opts.PeerAnalytics)
-	p, err := startProcess(bin, env, "listening")
+	p, err := startProcess(bin, b.childEnv(), "listening")
 	if err != nil {
 		return nil, "", err
 	}
@@ -251,27 +235,24 @@ func (b *bench) peerE2E(ctx context.Context, client *http.Client, baseURL string
 	return row, nil
 }
 
-// checkPeerAnalytics compares --peer-analytics with what Intake's relay
-// just did for the applications of its run: analytics_event jobs, or none
-// (it wrote the records itself). The peer must do the same, or the two
-// designs are not doing the same work.
+// checkPeerAnalytics checks that Intake's relay just wrote the analytics
+// records of its run itself, in its rounds (the Postgres sink), as the
+// peer writes them in its submit transaction: had it inserted
+// analytics_event jobs, the two designs would not be doing the same work.
 func (b *bench) checkPeerAnalytics(ctx context.Context) error {
 	var jobs int
 	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'analytics_event'").Scan(&jobs); err != nil {
 		return err
 	}
-	switch want := b.opts.PeerAnalytics; {
-	case jobs > 0 && want != peerAnalyticsJob:
-		return fmt.Errorf("Intake's relay inserted %d analytics_event jobs; run the peer with --peer-analytics %s", jobs, peerAnalyticsJob)
-	case jobs == 0 && want != peerAnalyticsRecord:
-		return fmt.Errorf("Intake's relay inserted no analytics_event job (it records analytics itself); run the peer with --peer-analytics %s", peerAnalyticsRecord)
+	if jobs > 0 {
+		return fmt.Errorf("Intake's relay inserted %d analytics_event jobs, where the peer writes the record in its transaction: the comparison would be unfair", jobs)
 	}
 	return nil
 }
 
 // writeMarkdown prints the phase's two tables.
 func (p *PeerPhase) writeMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "\n### Peer: without an outbox (jobs inserted in the submit transaction; analytics: %s)\n\n", p.Analytics)
+	fmt.Fprint(w, "\n### Peer: without an outbox (jobs inserted in the submit transaction)\n\n")
 	var rows [][]string
 	for _, x := range p.Submit {
 		rows = append(rows, []string{itoa(x.Concurrency), tput(x.Intake), tput(x.Peer), ratio(x.Ratio)})

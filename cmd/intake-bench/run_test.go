@@ -99,7 +99,6 @@ func TestRunShort(t *testing.T) {
 	require.Positive(t, e.PerApplication.Updates)
 
 	require.NotNil(t, r.Peer, "peer phase")
-	require.Equal(t, "job", r.Peer.Analytics)
 	require.Len(t, r.Peer.Submit, 3, "C = 1, 8, 32")
 	for _, row := range r.Peer.Submit {
 		positiveThroughput("peer phase: Intake", row.Intake)

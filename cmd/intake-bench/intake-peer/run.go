@@ -20,21 +20,9 @@ import (
 	"github.com/intake/intake/internal/postgres"
 )
 
-// AnalyticsEnv chooses how the peer produces an application's analytics
-// record; the harness sets it from --peer-analytics.
-const AnalyticsEnv = "INTAKE_BENCH_PEER_ANALYTICS"
-
-// analyticsModes are AnalyticsEnv's values. The peer does in its submit
-// transaction what Intake's relay does in its round, so it must follow the
-// relay: "job" inserts the analytics_event job beside the confirmation
-// email (job.ForEvent whole), for a relay that inserts both; "record"
-// inserts only the email job and writes the analytics record itself, for a
-// relay that writes the Postgres sink's record in its own transaction.
-var analyticsModes = []string{"job", "record"}
-
 // newPeer wires the peer over pool: an insert-only River client, a store
 // for the posting's questions, the relay's retry schedule.
-func newPeer(cfg config.Config, pool *pgxpool.Pool, mode string, logger *slog.Logger) (*peer, error) {
+func newPeer(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) (*peer, error) {
 	// No queues and no workers: this client only inserts. Its FetchCooldown
 	// is also River's least time between two insert notifications for a
 	// queue; the worker's own client, the one its relay inserts with, uses
@@ -48,13 +36,12 @@ func newPeer(cfg config.Config, pool *pgxpool.Pool, mode string, logger *slog.Lo
 		return nil, err
 	}
 	return &peer{
-		cfg:             cfg,
-		pool:            pool,
-		store:           postgres.NewStore(pool),
-		river:           riverClient,
-		maxAttempts:     job.RetryFromConfig(cfg).MaxAttempts(),
-		recordAnalytics: mode == "record",
-		now:             time.Now,
+		cfg:         cfg,
+		pool:        pool,
+		store:       postgres.NewStore(pool),
+		river:       riverClient,
+		maxAttempts: job.RetryFromConfig(cfg).MaxAttempts(),
+		now:         time.Now,
 	}, nil
 }
 
@@ -72,10 +59,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	mode := getenv(AnalyticsEnv)
-	if mode != "job" && mode != "record" {
-		return fmt.Errorf("%s: %q is not one of %v", AnalyticsEnv, mode, analyticsModes)
-	}
 	logger := logging.New(stdout, cfg.LogLevel, "intake-peer")
 
 	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, &postgres.PoolOpts{
@@ -89,7 +72,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer postgres.ClosePool(pool, 2*time.Second)
 
-	p, err := newPeer(cfg, pool, mode, logger)
+	p, err := newPeer(cfg, pool, logger)
 	if err != nil {
 		return err
 	}
@@ -107,7 +90,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "analytics", mode)
+	logger.Info("listening", "addr", ln.Addr().String())
 
 	select {
 	case err := <-serveErr:

@@ -31,10 +31,7 @@ type peer struct {
 	river *river.Client[pgx.Tx]
 	// maxAttempts is what the relay gives every job (job.RetrySchedule).
 	maxAttempts int
-	// recordAnalytics: write the analytics record in the submit
-	// transaction instead of inserting its job (analyticsModes).
-	recordAnalytics bool
-	now             func() time.Time
+	now         func() time.Time
 }
 
 // submitRequest is the API's body (httpapi's submitRequest).
@@ -169,7 +166,8 @@ func (p *peer) newSubmission(slug, key string, a application.Applicant) (applica
 // submit is postgres.Store.Submit's transaction on its happy path with the
 // outbox event replaced by the jobs the relay would have inserted for it:
 // BEGIN, IdempotencyKeyClaim, ApplicationInsert, InsertManyTx (the jobs and
-// River's insert notification), [AnalyticsEventRecord,]
+// River's insert notification), AnalyticsEventRecord (what Intake's relay
+// writes in its round with the Postgres sink, the harness's),
 // IdempotencyKeyComplete, COMMIT.
 func (p *peer) submit(ctx context.Context, sub application.Submission) error {
 	appID, err := uuid.Parse(sub.ID)
@@ -193,7 +191,7 @@ func (p *peer) submit(ctx context.Context, sub application.Submission) error {
 		PostingSlug:   sub.PostingSlug,
 		OccurredAt:    sub.ReceivedAt,
 	}
-	jobs := p.jobs(ev)
+	jobs := job.ForEventWithoutAnalytics(ev, p.maxAttempts)
 
 	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		q := dbsqlc.New(tx)
@@ -230,16 +228,14 @@ func (p *peer) submit(ctx context.Context, sub application.Submission) error {
 		if _, err := p.river.InsertManyTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("insert jobs: %w", err)
 		}
-		if p.recordAnalytics {
-			if _, err := q.AnalyticsEventRecord(ctx, dbsqlc.AnalyticsEventRecordParams{
-				EventID:       eventID,
-				Kind:          ev.Kind,
-				ApplicationID: appID,
-				PostingSlug:   ev.PostingSlug,
-				OccurredAt:    ev.OccurredAt,
-			}); err != nil {
-				return err
-			}
+		if _, err := q.AnalyticsEventRecord(ctx, dbsqlc.AnalyticsEventRecordParams{
+			EventID:       eventID,
+			Kind:          ev.Kind,
+			ApplicationID: appID,
+			PostingSlug:   ev.PostingSlug,
+			OccurredAt:    ev.OccurredAt,
+		}); err != nil {
+			return err
 		}
 		n, err := q.IdempotencyKeyComplete(ctx, dbsqlc.IdempotencyKeyCompleteParams{
 			Key:            sub.IdempotencyKey,
@@ -255,22 +251,6 @@ func (p *peer) submit(ctx context.Context, sub application.Submission) error {
 		}
 		return nil
 	})
-}
-
-// jobs are the River jobs the relay inserts for ev (job.ForEvent), less
-// the analytics job when the peer writes the record itself.
-func (p *peer) jobs(ev application.Event) []river.InsertManyParams {
-	all := job.ForEvent(ev, p.maxAttempts)
-	if !p.recordAnalytics {
-		return all
-	}
-	jobs := all[:0]
-	for _, j := range all {
-		if _, analytics := j.Args.(job.AnalyticsEventArgs); !analytics {
-			jobs = append(jobs, j)
-		}
-	}
-	return jobs
 }
 
 // fingerprint is the API's request fingerprint (httpapi's fingerprint) for

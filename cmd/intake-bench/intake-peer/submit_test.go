@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -23,14 +22,14 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// bundle is a peer in the given analytics mode over a fresh database with
-// one open posting, served over HTTP.
+// bundle is a peer over a fresh database with one open posting, served
+// over HTTP.
 type bundle struct {
 	pool *pgxpool.Pool
 	url  string
 }
 
-func setup(t *testing.T, mode string) *bundle {
+func setup(t *testing.T) *bundle {
 	t.Helper()
 	pool, _ := testkit.NewPool(t)
 	_, err := postgres.NewStore(pool).CreatePosting(t.Context(), application.NewPosting{Slug: "engineer", Title: "Engineer"})
@@ -39,7 +38,7 @@ func setup(t *testing.T, mode string) *bundle {
 	// without the database's check that every application has one.
 	_, err = pool.Exec(t.Context(), "ALTER TABLE applications DISABLE TRIGGER applications_have_event")
 	require.NoError(t, err)
-	p, err := newPeer(testkit.DefaultConfig(t), pool, mode, slog.New(slog.DiscardHandler))
+	p, err := newPeer(testkit.DefaultConfig(t), pool, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	srv := httptest.NewServer(p.routes())
 	t.Cleanup(srv.Close)
@@ -69,11 +68,12 @@ const ada = `{"full_name":"Ada Lovelace","email":" Ada@Example.com ","links":["h
 
 // The peer's submit commits what Intake's submit and relay commit between
 // them, minus the event and the ledger row: the application, the completed
-// key, and the relay's two jobs (job.ForEvent) with their queues and
-// attempts; and answers as the API does.
-func TestSubmitInsertsTheRelaysJobs(t *testing.T) {
+// key, the relay's email job (job.ForEventWithoutAnalytics) with its queue
+// and attempts, and the analytics record the relay writes in its round;
+// and it answers as the API does.
+func TestSubmitInsertsTheRelaysWork(t *testing.T) {
 	t.Parallel()
-	b := setup(t, "job")
+	b := setup(t)
 
 	res := b.post(t, "key-1", ada)
 	require.Equal(t, http.StatusCreated, res.StatusCode)
@@ -93,42 +93,20 @@ func TestSubmitInsertsTheRelaysJobs(t *testing.T) {
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM idempotency_keys WHERE key = 'key-1' AND state = 'completed' AND application_id = $1", body.ID))
 	require.Zero(t, b.count(t, "SELECT count(*) FROM outbox_events"))
 	require.Zero(t, b.count(t, "SELECT count(*) FROM deliveries"), "the email job opens the ledger row itself")
-	require.Zero(t, b.count(t, "SELECT count(*) FROM analytics_events"))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM analytics_events WHERE application_id = $1
+		AND kind = 'application.submitted' AND posting_slug = 'engineer'`, body.ID))
 
 	maxAttempts := job.RetryFromConfig(testkit.DefaultConfig(t)).MaxAttempts()
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND queue = $1
 		AND state = 'available' AND max_attempts = $2 AND args->>'application_id' = $3`, job.QueueEmail, maxAttempts, body.ID))
-	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'analytics_event' AND queue = $1
-		AND state = 'available' AND max_attempts = $2 AND args->>'application_id' = $3
-		AND args->>'event_kind' = 'application.submitted' AND args->>'posting_slug' = 'engineer'`, job.QueueAnalytics, maxAttempts, body.ID))
-	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM river_job"))
-}
-
-// In record mode the analytics record is written in the submit
-// transaction, as a relay that records the Postgres sink itself does, and
-// only the email job is inserted.
-func TestSubmitRecordsAnalytics(t *testing.T) {
-	t.Parallel()
-	b := setup(t, "record")
-
-	res := b.post(t, "key-1", ada)
-	require.Equal(t, http.StatusCreated, res.StatusCode)
-	var body struct {
-		ID string `json:"id"`
-	}
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
-
-	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM analytics_events WHERE application_id = $1
-		AND kind = 'application.submitted' AND posting_slug = 'engineer'`, body.ID))
-	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM river_job WHERE kind = 'confirmation_email' AND args->>'application_id' = $1", body.ID))
-	require.Zero(t, b.count(t, "SELECT count(*) FROM river_job WHERE kind = 'analytics_event'"))
+	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM river_job"), "no analytics job: the record is written")
 }
 
 // What Intake refuses the peer refuses, with the same validation, and it
 // stores nothing for it: no application, no key, no job.
 func TestSubmitRefusals(t *testing.T) {
 	t.Parallel()
-	b := setup(t, "job")
+	b := setup(t)
 	require.Equal(t, http.StatusCreated, b.post(t, "key-1", ada).StatusCode)
 
 	for name, tc := range map[string]struct {
@@ -146,16 +124,5 @@ func TestSubmitRefusals(t *testing.T) {
 	}
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM applications"))
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM idempotency_keys"))
-	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM river_job"))
-}
-
-// A mode the peer does not know stops it at start, naming the variable.
-func TestRunRefusesUnknownAnalyticsMode(t *testing.T) {
-	t.Parallel()
-	env := map[string]string{"INTAKE_STATUS_SECRET": testkit.StatusSecret, "INTAKE_HTTP_ADDR": "127.0.0.1:0", AnalyticsEnv: "both"}
-	// Cancelled: a peer that started anyway returns at once, without error.
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	err := run(ctx, func(name string) string { return env[name] }, &strings.Builder{})
-	require.ErrorContains(t, err, AnalyticsEnv)
+	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM river_job"))
 }
