@@ -56,6 +56,7 @@ func (b *bench) e2ePhase(ctx context.Context) error {
 		}
 		row.PerApplication = perApplication(after.sub(before), row.Created)
 		phase.Rows = append(phase.Rows, row)
+		phase.Knee = kneeOf(phase.Rows)
 		b.logf("e2e %4.0f/s: %d/%d created, submit→201 p50 %.1f p99 %.1f ms, submit→SMTP p50 %.1f p99 %.1f max %.1f ms, %d missing; per application %.2f commits, %.2f inserts, %.2f updates",
 			rate, row.Created, row.Sent, row.Submit.P50, row.Submit.P99, row.Delivery.P50, row.Delivery.P99, row.Delivery.Max, row.Missing,
 			row.PerApplication.Commits, row.PerApplication.Inserts, row.PerApplication.Updates)

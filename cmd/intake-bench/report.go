@@ -98,8 +98,28 @@ type SubmitRow struct {
 
 // E2EPhase: open-loop submits with a worker and the SMTP sink.
 type E2EPhase struct {
-	Rows []E2ERow      `json:"rows"`
+	Rows []E2ERow `json:"rows"`
+	// Knee is the highest rate measured that the system kept up with
+	// (kneeOf); 0 when it kept up with none.
+	Knee float64       `json:"knee"`
 	Peak []ProcessPeak `json:"peak_rss"`
+}
+
+// kneeP99 is the submit→SMTP p99 a rate must stay within to count as kept
+// up with.
+const kneeP99 = 1000 // ms
+
+// kneeOf is the highest of rows' rates at which every request was answered
+// 201 (none shed), every email arrived, and submit→SMTP p99 stayed within
+// kneeP99.
+func kneeOf(rows []E2ERow) float64 {
+	var knee float64
+	for _, r := range rows {
+		if r.Created == r.Sent && r.Missing == 0 && r.Delivery.P99 <= kneeP99 && r.Rate > knee {
+			knee = r.Rate
+		}
+	}
+	return knee
 }
 
 type E2ERow struct {
@@ -274,6 +294,11 @@ func (r *Report) writeMarkdown(w io.Writer) {
 			})
 		}
 		table(w, []string{"rate/s", "201 / sent", "submit→201 p50/p95/p99/max", "delivered", "submit→SMTP p50/p95/p99/max", "per application: commits / inserts / updates"}, rows)
+		if e.Knee > 0 {
+			fmt.Fprintf(w, "\nKnee: %s/s, the highest rate measured with every request answered 201, no email missing and submit→SMTP p99 ≤ %d ms.\n", f0(e.Knee), kneeP99)
+		} else {
+			fmt.Fprintf(w, "\nKnee: none of the rates measured had every request answered 201, no email missing and submit→SMTP p99 ≤ %d ms.\n", kneeP99)
+		}
 	}
 
 	if r.Peer != nil {
