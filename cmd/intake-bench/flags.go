@@ -49,6 +49,7 @@ type options struct {
 	IdleWarmup       time.Duration `json:"-"`
 	IdleDuration     time.Duration `json:"-"`
 	OverloadRate     float64       `json:"overload_rate"`
+	PeerRates        []float64     `json:"peer_rates"`
 	OverloadDuration time.Duration `json:"-"`
 	SMTPTLS          string        `json:"smtp_tls"`
 }
@@ -121,7 +122,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.StringVar(&o.SMTPTLS, "smtp-tls", "none", "e2e, drain and memory phases: none, or starttls with a certificate made for the run that the worker is told to trust (SSL_CERT_FILE)")
 	fs.DurationVar(&o.IdleWarmup, "idle-warmup", 15*time.Second, "idle phase: time after start-up before counting (short: 2s)")
 	fs.DurationVar(&o.IdleDuration, "idle-duration", 30*time.Second, "idle phase: how long commits are counted (short: 3s)")
-	fs.Float64Var(&o.OverloadRate, "overload-rate", 2000, "overload phase: open-loop submit rate per second, above what the system takes (short: 100)")
+	fs.Float64Var(&o.OverloadRate, "overload-rate", 0, "overload phase: open-loop submit rate per second, above what the system takes; 0: twice the e2e phase's knee when it ran and found one, else 2000 (short: 100)")
+	peerRates := fs.String("peer-rates", "50,500", "peer phase: open-loop submit rates per second, comma-separated (short: 20)")
 	fs.DurationVar(&o.OverloadDuration, "overload-duration", 30*time.Second, "overload phase: how long the rate runs (short: 2s)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -150,6 +152,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 		short("idle-warmup", func() { o.IdleWarmup = 2 * time.Second })
 		short("idle-duration", func() { o.IdleDuration = 3 * time.Second })
 		short("overload-rate", func() { o.OverloadRate = 100 })
+		short("peer-rates", func() { *peerRates = "20" })
 		short("overload-duration", func() { o.OverloadDuration = 2 * time.Second })
 	}
 
@@ -178,14 +181,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 		}
 		o.Concurrency = append(o.Concurrency, n)
 	}
-	for r := range strings.SplitSeq(*rates, ",") {
-		f, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
-		if err != nil || f <= 0 || f > 100_000 {
-			errs = append(errs, fmt.Errorf("--rates: %q is not a rate from 0 to 100000 per second", r))
-			continue
-		}
-		o.Rates = append(o.Rates, f)
-	}
+	o.Rates = parseRates("rates", *rates, &errs)
+	o.PeerRates = parseRates("peer-rates", *peerRates, &errs)
 	positive := func(name string, d time.Duration) {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("--%s must be positive", name))
@@ -198,7 +195,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	positive("idle-warmup", o.IdleWarmup)
 	positive("idle-duration", o.IdleDuration)
 	positive("overload-duration", o.OverloadDuration)
-	if o.OverloadRate <= 0 || o.OverloadRate > 100_000 {
+	if o.OverloadRate < 0 || o.OverloadRate > 100_000 {
 		errs = append(errs, errors.New("--overload-rate must be a rate from 0 to 100000 per second"))
 	}
 	atLeast := func(name string, v, lo int) {
@@ -214,4 +211,19 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 		return nil, err
 	}
 	return o, nil
+}
+
+// parseRates reads a comma-separated list of rates per second given to
+// flag, adding a problem to errs for each that is not one.
+func parseRates(flag, list string, errs *[]error) []float64 {
+	var rates []float64
+	for r := range strings.SplitSeq(list, ",") {
+		f, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if err != nil || f <= 0 || f > 100_000 {
+			*errs = append(*errs, fmt.Errorf("--%s: %q is not a rate from 0 to 100000 per second", flag, r))
+			continue
+		}
+		rates = append(rates, f)
+	}
+	return rates
 }

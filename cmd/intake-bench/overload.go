@@ -15,8 +15,8 @@ import (
 // Retry-After), the API's memory bounded, every accepted application
 // stored and its email sent once the load stops.
 func (b *bench) overloadPhase(ctx context.Context) error {
-	rate := b.opts.OverloadRate
-	phase := &OverloadPhase{Rate: rate, Seconds: b.opts.OverloadDuration.Seconds(), Codes: map[string]int{}}
+	rate, fromKnee := b.overloadRate()
+	phase := &OverloadPhase{Rate: rate, FromKnee: fromKnee, Seconds: b.opts.OverloadDuration.Seconds(), Codes: map[string]int{}}
 	b.report.Overload = phase
 	b.sink.reset()
 	api, baseURL, err := b.startAPI(ctx)
@@ -109,4 +109,16 @@ func (b *bench) overloadPhase(ctx context.Context) error {
 	b.logf("overload: %d accepted, %d stored, %d accepted but not stored; emails drained %.1f s after the load",
 		phase.Accepted, phase.Stored, phase.AcceptedMissing, phase.DrainSeconds)
 	return nil
+}
+
+// overloadRate is --overload-rate, or when that is 0 twice the knee the e2e
+// phase found in this run (fromKnee), or 2000 a second when it found none.
+func (b *bench) overloadRate() (rate float64, fromKnee bool) {
+	if b.opts.OverloadRate > 0 {
+		return b.opts.OverloadRate, false
+	}
+	if e := b.report.E2E; e != nil && e.Knee > 0 {
+		return 2 * e.Knee, true
+	}
+	return 2000, false
 }

@@ -114,7 +114,7 @@ func (b *bench) peerPhase(ctx context.Context) error {
 	if err := sleep(ctx, statsSettle); err != nil {
 		return err
 	}
-	for _, rate := range b.opts.Rates {
+	for _, rate := range b.opts.PeerRates {
 		row := PeerE2ERow{Rate: rate}
 		if row.Intake, err = b.peerE2E(ctx, client, apiURL, worker, rate); err != nil {
 			return fmt.Errorf("Intake at %.0f/s: %w", rate, err)

@@ -153,9 +153,11 @@ type IdlePhase struct {
 
 // OverloadPhase: open-loop submits above capacity, with a worker running.
 type OverloadPhase struct {
-	Rate    float64 `json:"rate"`
-	Seconds float64 `json:"seconds"`
-	Sent    int     `json:"sent"`
+	Rate float64 `json:"rate"`
+	// FromKnee says Rate is twice the e2e phase's knee.
+	FromKnee bool    `json:"rate_from_knee"`
+	Seconds  float64 `json:"seconds"`
+	Sent     int     `json:"sent"`
 	// Codes counts the answers by HTTP status ("error": no answer).
 	Codes      map[string]int `json:"codes"`
 	FirstError string         `json:"first_error,omitempty"`
@@ -331,6 +333,9 @@ func (r *Report) writeMarkdown(w io.Writer) {
 			itoa(o.OverOneSecond), f1(o.APIPeakMiB), fmt.Sprintf("%d / %d / %d", o.Accepted, o.Stored, o.AcceptedMissing),
 			fmt.Sprintf("%.1f (%d undelivered)", o.DrainSeconds, o.Undelivered),
 		}})
+		if o.FromKnee {
+			fmt.Fprintf(w, "\nThe rate is twice the e2e phase's knee.\n")
+		}
 		if o.ShedWithoutRetryAfter > 0 || o.FirstError != "" {
 			fmt.Fprintf(w, "\nshed without Retry-After: %d; first transport error: %s\n", o.ShedWithoutRetryAfter, o.FirstError)
 		}
