@@ -111,7 +111,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.BoolVar(&o.Quiet, "quiet", false, "print only the results, not the progress lines")
 	conc := fs.String("concurrency", "1,8,32", "submit and peer phases: concurrent clients, comma-separated")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "submit, peer and growth phases: measuring time per run (short: 1s)")
-	rates := fs.String("rates", "50,200", "e2e and peer phases: open-loop submit rates per second, comma-separated (short: 20)")
+	rates := fs.String("rates", "50,200,500,800", "e2e phase: open-loop submit rates per second, comma-separated; the knee is the highest that kept up (short: 20)")
 	fs.DurationVar(&o.RateDuration, "rate-duration", 60*time.Second, "e2e and peer phases: how long each rate runs (short: 2s)")
 	fs.IntVar(&o.Backlog, "backlog", 50_000, "drain phase: applications waiting when the worker starts (short: 500)")
 	fs.IntVar(&o.MemoryBacklog, "memory-backlog", 100_000, "memory phase: events waiting undispatched (short: 2000)")
