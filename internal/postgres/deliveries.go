@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/google/uuid"
@@ -103,34 +104,54 @@ func (s *Store) notStarted(ctx context.Context, id uuid.UUID) error {
 	}
 }
 
-// DeliverySent records the email as sent by attempt and, in the SAME
-// transaction, runs complete (which completes the River job): the ledger
-// and the job cannot disagree. ErrLeaseLost, with nothing written, when a
-// newer attempt owns the delivery; nil when this attempt's send is recorded
-// already (a retried record whose first COMMIT did land).
-func (s *Store) DeliverySent(ctx context.Context, applicationID string, attempt int, complete func(context.Context, pgx.Tx) error) error {
+// DeliverySent records the email as sent by attempt, in one autocommit
+// statement. It does not complete the River job: the ledger is the truth,
+// and a job that runs again after "sent" finds it sent and sends nothing,
+// so the job's completion can be left to River's batched completer (a
+// crash before it costs a harmless re-run, never a copy). ErrLeaseLost,
+// with nothing written, when a newer attempt owns the delivery; nil when
+// this attempt's send is recorded already (a retried record whose first
+// commit did land).
+func (s *Store) DeliverySent(ctx context.Context, applicationID string, attempt int) error {
 	id, err := uuid.Parse(applicationID)
 	if err != nil {
 		return application.ErrNotFound
 	}
-	return classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		n, err := q.DeliveryMarkSent(ctx, dbsqlc.DeliveryMarkSentParams{ApplicationID: id, Attempt: int32(attempt)})
-		if err != nil {
-			return err
-		}
-		if n == 1 {
-			return complete(ctx, tx)
-		}
-		now, err := q.DeliveryLeaseGet(ctx, id)
-		if err != nil {
-			return err
-		}
-		if now.State == string(application.EmailSent) && int(now.Attempts) == attempt {
-			return nil
-		}
-		return ErrLeaseLost
-	}))
+	n, err := s.q.DeliveryMarkSent(ctx, dbsqlc.DeliveryMarkSentParams{ApplicationID: id, Attempt: int32(attempt)})
+	if err != nil {
+		return classifyRecord(err)
+	}
+	if n == 1 {
+		return nil
+	}
+	return s.notSent(ctx, id, attempt)
+}
+
+// classifyRecord is classify for recording "sent", which may be repeated
+// at will (a repeat finds it recorded and answers nil): a connection lost
+// mid-statement, whose outcome is unknown, is one more reason to try again
+// (ErrUnavailable). Outside a transaction, pgx reports a connection that
+// broke after the statement went out as an unexpected EOF, not as a
+// network error.
+func classifyRecord(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %w", application.ErrUnavailable, err)
+	}
+	return classify(err)
+}
+
+// notSent says why DeliveryMarkSent matched nothing: this attempt's send
+// is recorded already (nil), or a newer attempt owns the delivery
+// (ErrLeaseLost). A second statement only on this rare path.
+func (s *Store) notSent(ctx context.Context, id uuid.UUID, attempt int) error {
+	now, err := s.q.DeliveryLeaseGet(ctx, id)
+	if err != nil {
+		return classifyRecord(err)
+	}
+	if now.State == string(application.EmailSent) && int(now.Attempts) == attempt {
+		return nil
+	}
+	return ErrLeaseLost
 }
 
 // DeliveryUnsent records attempt's failure: state is EmailRetrying or
