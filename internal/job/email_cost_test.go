@@ -70,8 +70,8 @@ func TestAttemptCostsOneCommitBeforeTheSend(t *testing.T) {
 	b.smtp.OnAccept(func() { beforeSend = log.sent() })
 
 	require.NoError(t, b.worker(store, 30*time.Second, 10*time.Second).Work(b.workCtx(t.Context()), b.runningJob(t)))
-	require.Equal(t, []string{"DeliveryAttemptStart"}, beforeSend)
-	require.Equal(t, []string{"DeliveryAttemptStart", "DeliveryMarkSent"}, log.sent())
+	require.Equal(t, []string{"DeliveryAttemptStartMany"}, beforeSend)
+	require.Equal(t, []string{"DeliveryAttemptStartMany", "DeliveryMarkSentMany"}, log.sent())
 	state, attempts := b.ledger(t)
 	require.Equal(t, "sent", state)
 	require.Equal(t, 1, attempts)
