@@ -66,8 +66,10 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	id := job.Args.ApplicationID
 	// Take the lease, to the end of the send (the job's deadline) plus the
 	// record's time, reading the email's data in the same statement (one
-	// commit). The local clock is read before the database takes it, so
-	// every deadline below falls before the lease's real end. With a
+	// commit, shared with the attempts that start with it: the store's
+	// group commit). The local clock is read before the database takes it,
+	// and before the start waits in the group's queue, so every deadline
+	// below falls before the lease's real end. With a
 	// Heartbeat the lease is its short renewed one instead, and the time
 	// read before taking it starts the send's guard.
 	sendBy, leaseEnd := sendWindow(ctx, w.Lease, w.RecordWithin)

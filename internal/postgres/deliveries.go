@@ -69,7 +69,10 @@ func (s *Store) DeliveryAttemptStartFor(ctx context.Context, applicationID strin
 	started, err := s.starts.do(ctx, startRequest{id: id, lease: lease, worker: worker})
 	if err != nil {
 		// The group's statement failed (or this attempt's context ended
-		// first): this attempt alone, as if there were no group.
+		// first): this attempt alone, as if there were no group. Had the
+		// failed statement committed after all, this start finds the lease
+		// it took held and the job snoozes until it ends: a wait, never a
+		// second send.
 		return s.attemptStartAlone(ctx, id, lease, worker)
 	}
 	if !started.taken {
@@ -94,6 +97,7 @@ func (s *Store) attemptStartAlone(ctx context.Context, id uuid.UUID, lease time.
 	return application.Confirmation{}, 0, s.notStarted(ctx, id)
 }
 
+// startedConfirmation is the email's data a start read.
 func startedConfirmation(r dbsqlc.DeliveryAttemptStartRow) application.Confirmation {
 	return application.Confirmation{
 		ApplicationID: r.ID.String(),

@@ -234,3 +234,38 @@ func TestGroupedSentRecordsTheOthers(t *testing.T) {
 	require.Equal(t, 2, count(names, "DeliveryMarkSentMany"), "the blocker's and the group's: %v", names)
 	require.Zero(t, count(names, "DeliveryMarkSent"), "no record fell back to a statement alone: %v", names)
 }
+
+// A group's statement is not cancelled with its callers (a worker that
+// shuts down cancels its jobs' contexts): the "sent" already in flight is
+// written, and so are the records queued behind it.
+func TestGroupedSentOutlivesItsCallersCancellation(t *testing.T) {
+	t.Parallel()
+	b := setupGroup(t, 2)
+	attempts := make([]int, len(b.apps))
+	for i, app := range b.apps {
+		_, a, err := b.store.DeliveryAttemptStart(t.Context(), app, time.Minute)
+		require.NoError(t, err)
+		attempts[i] = a
+	}
+
+	release := b.holdRow(t, b.apps[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- b.store.DeliverySent(ctx, b.apps[0], attempts[0]) }()
+	waitFor(t, b.store.SentsWaiting, 0)
+	secondDone := make(chan error, 1)
+	go func() { secondDone <- b.store.DeliverySent(context.Background(), b.apps[1], attempts[1]) }()
+	waitFor(t, b.store.SentsWaiting, 1)
+	cancel()
+	release()
+	require.NoError(t, <-firstDone)
+	require.NoError(t, <-secondDone)
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM deliveries WHERE state = 'sent'`))
+}
+
+func (b *groupBundle) count(t *testing.T, query string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(t.Context(), query).Scan(&n))
+	return n
+}
