@@ -14,6 +14,10 @@ import (
 // ("flush while busy"). No timer, so an idle process adds no latency, and a
 // busy one pays one commit for many requests. Requests for the same
 // application never share a statement: the later one waits for the next.
+//
+// No goroutine of its own: a caller that finds no statement running runs
+// the next one itself, and once it has its answer hands the turn to the
+// first caller still waiting, so nobody waits for a hand-off when idle.
 type group[Req, Res any] struct {
 	// app is the application a request is for.
 	app func(Req) uuid.UUID
@@ -22,47 +26,66 @@ type group[Req, Res any] struct {
 	run func(ctx context.Context, reqs []Req) ([]Res, error)
 
 	mu    sync.Mutex
-	busy  bool // a flush is running
+	busy  bool // a caller is running statements
 	queue []*groupCall[Req, Res]
 }
 
+// groupCall is one caller's request, waiting in the queue or in a
+// statement, and its answer.
 type groupCall[Req, Res any] struct {
-	ctx  context.Context
-	req  Req
-	res  Res
-	err  error
-	done chan struct{}
+	ctx context.Context
+	req Req
+	res Res
+	err error
+	// wake is signalled once: when the call is answered, or when it is
+	// the call's turn to run statements (lead, set under mu).
+	wake     chan struct{}
+	lead     bool
+	answered bool
 }
 
 // do queues req and returns its result once a statement has run it; an
 // error when ctx ended before, or when its group's statement failed (the
 // caller then does it alone).
 func (g *group[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
-	c := &groupCall[Req, Res]{ctx: ctx, req: req, done: make(chan struct{})}
+	c := &groupCall[Req, Res]{ctx: ctx, req: req, wake: make(chan struct{}, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
-	if !g.busy {
-		g.busy = true
-		go g.flush()
-	}
+	lead := !g.busy
+	c.lead, g.busy = lead, true
 	g.mu.Unlock()
-	<-c.done
+	if !lead {
+		<-c.wake
+		g.mu.Lock()
+		lead = c.lead && !c.answered
+		g.mu.Unlock()
+		if !lead {
+			return c.res, c.err
+		}
+	}
+	g.flush(c)
 	return c.res, c.err
 }
 
-// flush runs statements until the queue is empty. It is detached from its
-// callers' cancellation (each statement ends by its callers' earliest
+// flush runs statements until c is answered, then hands the turn to the
+// first call still queued (or ends it, when none is). Each statement is
+// detached from its callers' cancellation (and ends by their earliest
 // deadline), so a worker that shuts down still writes what it queued: the
 // records of sends that happened.
-func (g *group[Req, Res]) flush() {
+func (g *group[Req, Res]) flush(c *groupCall[Req, Res]) {
 	for {
 		g.mu.Lock()
-		calls := g.next()
-		if len(calls) == 0 {
-			g.busy = false
+		if c.answered {
+			if len(g.queue) == 0 {
+				g.busy = false
+			} else {
+				g.queue[0].lead = true
+				g.queue[0].wake <- struct{}{}
+			}
 			g.mu.Unlock()
 			return
 		}
+		calls := g.next()
 		g.mu.Unlock()
 		g.runCalls(calls)
 	}
@@ -89,11 +112,11 @@ func (g *group[Req, Res]) next() []*groupCall[Req, Res] {
 // runCalls runs one statement for calls and answers each; a call whose
 // context already ended is answered with its error and left out.
 func (g *group[Req, Res]) runCalls(calls []*groupCall[Req, Res]) {
-	live := calls[:0]
+	var live []*groupCall[Req, Res]
 	for _, c := range calls {
 		if err := c.ctx.Err(); err != nil {
 			c.err = err
-			close(c.done)
+			g.answer(c)
 			continue
 		}
 		live = append(live, c)
@@ -114,7 +137,18 @@ func (g *group[Req, Res]) runCalls(calls []*groupCall[Req, Res]) {
 		} else {
 			c.res = res[i]
 		}
-		close(c.done)
+		g.answer(c)
+	}
+}
+
+// answer marks c answered and wakes its caller, unless that caller is the
+// one running the statements (it is not waiting).
+func (g *group[Req, Res]) answer(c *groupCall[Req, Res]) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c.answered = true
+	if !c.lead {
+		c.wake <- struct{}{}
 	}
 }
 
