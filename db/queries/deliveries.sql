@@ -34,6 +34,41 @@ FROM started s
 JOIN applications a ON a.id = s.application_id
 JOIN postings p ON p.id = a.posting_id;
 
+-- name: DeliveryAttemptStartMany :many
+-- DeliveryAttemptStart for many attempts at once (the store's group
+-- commit): one row per attempt taken, named by its application, with the
+-- same per-row rules; an attempt it did not take has no row, and its
+-- caller reads why with DeliveryLeaseGet. Each application appears at most
+-- once (ON CONFLICT DO UPDATE cannot touch a row twice); rows are taken in
+-- application order, so two such statements lock shared rows in the same
+-- order. lease and leased_by are per attempt; an empty leased_by is none.
+WITH req AS (
+    SELECT unnest(@application_ids::uuid[]) AS application_id,
+           unnest(@leases::interval[]) AS lease,
+           nullif(unnest(@leased_by::text[]), '') AS leased_by
+), started AS (
+    INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
+    SELECT app.id, 'sending', 1, now(), now() + req.lease, req.leased_by
+    FROM req
+    JOIN applications app ON app.id = req.application_id
+    ORDER BY app.id
+    ON CONFLICT (application_id) DO UPDATE
+    SET state = 'sending',
+        attempts = deliveries.attempts + 1,
+        last_attempt_at = now(),
+        lease_expires_at = excluded.lease_expires_at,
+        leased_by = excluded.leased_by,
+        updated_at = now()
+    WHERE deliveries.state IN ('queued', 'retrying', 'sending')
+      AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
+    RETURNING application_id, attempts
+)
+SELECT s.attempts, a.id, a.full_name, a.email, a.received_at,
+       p.slug AS posting_slug, p.title AS posting_title
+FROM started s
+JOIN applications a ON a.id = s.application_id
+JOIN postings p ON p.id = a.posting_id;
+
 -- name: DeliveryLeaseGet :one
 -- Why DeliveryAttemptStart took nothing: the state, and how long the live
 -- lease has left (by the database's clock, the one leases are taken by); no
@@ -52,6 +87,19 @@ SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = N
     lease_expires_at = NULL, updated_at = now()
 WHERE application_id = @application_id AND attempts = @attempt
   AND (state = 'sending' OR (state = 'cancelled' AND last_error_class = 'erased'));
+
+-- name: DeliveryMarkSentMany :many
+-- DeliveryMarkSent for many attempts at once (the store's group commit),
+-- each named by application and attempt, with the same per-row rule; it
+-- returns the applications whose record matched, and a caller whose row is
+-- not among them reads why with DeliveryLeaseGet.
+UPDATE deliveries d
+SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = NULL,
+    lease_expires_at = NULL, updated_at = now()
+FROM (SELECT unnest(@application_ids::uuid[]) AS application_id, unnest(@attempts::int[]) AS attempt) r
+WHERE d.application_id = r.application_id AND d.attempts = r.attempt
+  AND (d.state = 'sending' OR (d.state = 'cancelled' AND d.last_error_class = 'erased'))
+RETURNING d.application_id;
 
 -- name: DeliveryMarkUnsent :execrows
 -- Records a failed attempt, 'retrying' (River will try again) or 'failed',

@@ -7,9 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/intake/intake/internal/application"
 	"github.com/intake/intake/internal/mail"
@@ -68,8 +66,10 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	id := job.Args.ApplicationID
 	// Take the lease, to the end of the send (the job's deadline) plus the
 	// record's time, reading the email's data in the same statement (one
-	// commit). The local clock is read before the database takes it, so
-	// every deadline below falls before the lease's real end. With a
+	// commit, shared with the attempts that start with it: the store's
+	// group commit). The local clock is read before the database takes it,
+	// and before the start waits in the group's queue, so every deadline
+	// below falls before the lease's real end. With a
 	// Heartbeat the lease is its short renewed one instead, and the time
 	// read before taking it starts the send's guard.
 	sendBy, leaseEnd := sendWindow(ctx, w.Lease, w.RecordWithin)
@@ -138,7 +138,7 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[Confi
 	w.Metrics.EmailSend(time.Since(sendStart), sendErr)
 
 	if sendErr == nil {
-		return w.recordSent(recordCtx, job, attempt)
+		return w.recordSent(recordCtx, id, attempt)
 	}
 	var failure *mail.Failure
 	if !errors.As(sendErr, &failure) {
@@ -170,18 +170,18 @@ func (w *ConfirmationEmailWorker) recordUnsent(ctx context.Context, job *river.J
 	return result
 }
 
-// recordSent marks the ledger sent and completes the job in one
-// transaction. A database that is unavailable (a dropped connection, a
-// full server, a failover) is retried until ctx ends at the lease's end:
-// failing the job instead would retry it, and the retry would send a
-// second copy from a worker that never died (invariant 5).
-func (w *ConfirmationEmailWorker) recordSent(ctx context.Context, job *river.Job[ConfirmationEmailArgs], attempt int) error {
+// recordSent marks the ledger sent, and the job then returns nil: River
+// completes it in its batch, many jobs a statement. The ledger is the
+// truth, so a run after "sent" whose completion was lost (a crash before
+// River's batch) finds it sent and sends nothing. A database that is
+// unavailable (a dropped connection, a full server, a failover) is retried
+// until ctx ends at the lease's end: failing the job instead would retry
+// it, and the retry would send a second copy from a worker that never died
+// (invariant 5).
+func (w *ConfirmationEmailWorker) recordSent(ctx context.Context, id string, attempt int) error {
 	wait := 50 * time.Millisecond
 	for {
-		err := w.Store.DeliverySent(ctx, job.Args.ApplicationID, attempt, func(ctx context.Context, tx pgx.Tx) error {
-			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-			return err
-		})
+		err := w.Store.DeliverySent(ctx, id, attempt)
 		if errors.Is(err, postgres.ErrLeaseLost) {
 			return river.JobCancel(errLeaseLost)
 		}

@@ -60,8 +60,8 @@ func (b *emailBundle) tracedStore(t *testing.T) (*postgres.Store, *statementLog)
 
 // An ordinary attempt reaches the SMTP server after one statement, outside
 // any transaction: one commit reads the email's data, takes the lease and
-// counts the attempt. Recording "sent" is one transaction with the job's
-// completion.
+// counts the attempt. Recording "sent" is one more autocommit statement;
+// River completes the job in its own batch.
 func TestAttemptCostsOneCommitBeforeTheSend(t *testing.T) {
 	t.Parallel()
 	b := setupEmail(t)
@@ -70,11 +70,38 @@ func TestAttemptCostsOneCommitBeforeTheSend(t *testing.T) {
 	b.smtp.OnAccept(func() { beforeSend = log.sent() })
 
 	require.NoError(t, b.worker(store, 30*time.Second, 10*time.Second).Work(b.workCtx(t.Context()), b.runningJob(t)))
-	require.Equal(t, []string{"DeliveryAttemptStart"}, beforeSend)
-	require.Equal(t, []string{"DeliveryAttemptStart", "begin", "DeliveryMarkSent", "JobSetStateIfRunningMany", "commit"}, log.sent())
+	require.Equal(t, []string{"DeliveryAttemptStartMany"}, beforeSend)
+	require.Equal(t, []string{"DeliveryAttemptStartMany", "DeliveryMarkSentMany"}, log.sent())
 	state, attempts := b.ledger(t)
 	require.Equal(t, "sent", state)
 	require.Equal(t, 1, attempts)
+}
+
+// A job whose completion was lost after "sent" was recorded (the worker
+// died before River's batched completion) runs again and sends nothing:
+// the ledger, not the job row, says whether the email went.
+func TestLostCompletionAfterSentSendsNoSecondEmail(t *testing.T) {
+	t.Parallel()
+	b := setupEmail(t)
+	h := newHeartbeat(b.store, "worker-lost-completion")
+	runHeartbeat(t, h)
+	b.startWorker(t, h)
+	res, err := b.river.Insert(t.Context(), job.ConfirmationEmailArgs{ApplicationID: b.appID}, &river.InsertOpts{MaxAttempts: 5})
+	require.NoError(t, err)
+	id := res.Job.ID
+	require.Eventually(t, func() bool { return b.jobState(t, id).State == "completed" }, 10*time.Second, 10*time.Millisecond)
+	require.Len(t, b.smtp.Messages(), 1)
+
+	_, err = b.pool.Exec(t.Context(), `UPDATE river_job SET state = 'available', finalized_at = NULL, scheduled_at = now() WHERE id = $1`, id)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		s := b.jobState(t, id)
+		return s.State == "completed" && s.Attempt == 2
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Len(t, b.smtp.Messages(), 1, "the re-run sent a second copy")
+	state, attempts := b.ledger(t)
+	require.Equal(t, "sent", state)
+	require.Equal(t, 1, attempts, "the re-run took no attempt")
 }
 
 // A confirmation that cannot be rendered (here: no employer's name, a

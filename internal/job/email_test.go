@@ -175,14 +175,14 @@ func TestLateAttemptCannotOverwriteNewerOne(t *testing.T) {
 	// The old attempt comes back with a failure: refused, ledger untouched.
 	err = b.store.DeliveryUnsent(ctx, b.appID, old, application.EmailFailed, application.FailurePermanent, 550)
 	require.ErrorIs(t, err, postgres.ErrLeaseLost)
-	err = b.store.DeliverySent(ctx, b.appID, old, func(context.Context, pgx.Tx) error { return nil })
+	err = b.store.DeliverySent(ctx, b.appID, old)
 	require.ErrorIs(t, err, postgres.ErrLeaseLost)
 	state, attempts := b.ledger(t)
 	require.Equal(t, "sending", state)
 	require.Equal(t, newer, attempts)
 
 	// The owner records; after that nobody starts again.
-	require.NoError(t, b.store.DeliverySent(ctx, b.appID, newer, func(context.Context, pgx.Tx) error { return nil }))
+	require.NoError(t, b.store.DeliverySent(ctx, b.appID, newer))
 	_, _, err = b.store.DeliveryAttemptStart(ctx, b.appID, time.Minute)
 	require.ErrorIs(t, err, postgres.ErrAlreadySent)
 	err = b.store.DeliveryUnsent(ctx, b.appID, newer, application.EmailRetrying, application.FailureTemporary, 0)

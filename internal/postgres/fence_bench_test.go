@@ -66,7 +66,7 @@ func BenchmarkDeliveryFence(b *testing.B) {
 					return err
 				}
 				time.Sleep(sendTime)
-				return store.DeliverySent(ctx, id, attempt, func(context.Context, pgx.Tx) error { return nil })
+				return store.DeliverySent(ctx, id, attempt)
 			}
 			if mode == "rowlock" {
 				send = func(id string) error { return rowLockSend(ctx, pool, id, sendTime) }

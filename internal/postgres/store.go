@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -26,6 +27,11 @@ type Store struct {
 	// when a posting is created, and postings are never deleted. A pointer,
 	// so WithAcquireTimeout's copy shares it.
 	questions *sync.Map
+	// starts and sents are the group commits of the email attempts'
+	// starts and "sent" records (DeliveryAttemptStart, DeliverySent).
+	// Pointers, so WithAcquireTimeout's copy shares them.
+	starts *group[startRequest, startResult]
+	sents  *group[sentRequest, bool]
 }
 
 // ErrBusy is returned when no pool connection came free within the
@@ -44,7 +50,10 @@ func (s *Store) WithAcquireTimeout(d time.Duration) *Store {
 
 // NewStore returns a store over pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: dbsqlc.New(pool), questions: &sync.Map{}}
+	s := &Store{pool: pool, q: dbsqlc.New(pool), questions: &sync.Map{}}
+	s.starts = &group[startRequest, startResult]{app: func(r startRequest) uuid.UUID { return r.id }, run: s.startMany}
+	s.sents = &group[sentRequest, bool]{app: func(r sentRequest) uuid.UUID { return r.id }, run: s.sentMany}
+	return s
 }
 
 // Ping checks that the database answers.

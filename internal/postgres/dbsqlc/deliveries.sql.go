@@ -81,6 +81,86 @@ func (q *Queries) DeliveryAttemptStart(ctx context.Context, arg DeliveryAttemptS
 	return i, err
 }
 
+const deliveryAttemptStartMany = `-- name: DeliveryAttemptStartMany :many
+WITH req AS (
+    SELECT unnest($1::uuid[]) AS application_id,
+           unnest($2::interval[]) AS lease,
+           nullif(unnest($3::text[]), '') AS leased_by
+), started AS (
+    INSERT INTO deliveries (application_id, state, attempts, last_attempt_at, lease_expires_at, leased_by)
+    SELECT app.id, 'sending', 1, now(), now() + req.lease, req.leased_by
+    FROM req
+    JOIN applications app ON app.id = req.application_id
+    ORDER BY app.id
+    ON CONFLICT (application_id) DO UPDATE
+    SET state = 'sending',
+        attempts = deliveries.attempts + 1,
+        last_attempt_at = now(),
+        lease_expires_at = excluded.lease_expires_at,
+        leased_by = excluded.leased_by,
+        updated_at = now()
+    WHERE deliveries.state IN ('queued', 'retrying', 'sending')
+      AND (deliveries.lease_expires_at IS NULL OR deliveries.lease_expires_at <= now())
+    RETURNING application_id, attempts
+)
+SELECT s.attempts, a.id, a.full_name, a.email, a.received_at,
+       p.slug AS posting_slug, p.title AS posting_title
+FROM started s
+JOIN applications a ON a.id = s.application_id
+JOIN postings p ON p.id = a.posting_id
+`
+
+type DeliveryAttemptStartManyParams struct {
+	ApplicationIds []uuid.UUID
+	Leases         []pgtype.Interval
+	LeasedBy       []string
+}
+
+type DeliveryAttemptStartManyRow struct {
+	Attempts     int32
+	ID           uuid.UUID
+	FullName     string
+	Email        string
+	ReceivedAt   time.Time
+	PostingSlug  string
+	PostingTitle string
+}
+
+// DeliveryAttemptStart for many attempts at once (the store's group
+// commit): one row per attempt taken, named by its application, with the
+// same per-row rules; an attempt it did not take has no row, and its
+// caller reads why with DeliveryLeaseGet. Each application appears at most
+// once (ON CONFLICT DO UPDATE cannot touch a row twice); rows are taken in
+// application order, so two such statements lock shared rows in the same
+// order. lease and leased_by are per attempt; an empty leased_by is none.
+func (q *Queries) DeliveryAttemptStartMany(ctx context.Context, arg DeliveryAttemptStartManyParams) ([]DeliveryAttemptStartManyRow, error) {
+	rows, err := q.db.Query(ctx, deliveryAttemptStartMany, arg.ApplicationIds, arg.Leases, arg.LeasedBy)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DeliveryAttemptStartManyRow{}
+	for rows.Next() {
+		var i DeliveryAttemptStartManyRow
+		if err := rows.Scan(
+			&i.Attempts,
+			&i.ID,
+			&i.FullName,
+			&i.Email,
+			&i.ReceivedAt,
+			&i.PostingSlug,
+			&i.PostingTitle,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deliveryLeaseGet = `-- name: DeliveryLeaseGet :one
 SELECT state, attempts,
        coalesce(extract(epoch FROM lease_expires_at - now()), 0)::float8 AS lease_left_seconds
@@ -159,6 +239,45 @@ func (q *Queries) DeliveryMarkSent(ctx context.Context, arg DeliveryMarkSentPara
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const deliveryMarkSentMany = `-- name: DeliveryMarkSentMany :many
+UPDATE deliveries d
+SET state = 'sent', sent_at = now(), last_error_class = NULL, last_smtp_code = NULL,
+    lease_expires_at = NULL, updated_at = now()
+FROM (SELECT unnest($1::uuid[]) AS application_id, unnest($2::int[]) AS attempt) r
+WHERE d.application_id = r.application_id AND d.attempts = r.attempt
+  AND (d.state = 'sending' OR (d.state = 'cancelled' AND d.last_error_class = 'erased'))
+RETURNING d.application_id
+`
+
+type DeliveryMarkSentManyParams struct {
+	ApplicationIds []uuid.UUID
+	Attempts       []int32
+}
+
+// DeliveryMarkSent for many attempts at once (the store's group commit),
+// each named by application and attempt, with the same per-row rule; it
+// returns the applications whose record matched, and a caller whose row is
+// not among them reads why with DeliveryLeaseGet.
+func (q *Queries) DeliveryMarkSentMany(ctx context.Context, arg DeliveryMarkSentManyParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, deliveryMarkSentMany, arg.ApplicationIds, arg.Attempts)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var application_id uuid.UUID
+		if err := rows.Scan(&application_id); err != nil {
+			return nil, err
+		}
+		items = append(items, application_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const deliveryMarkUnsent = `-- name: DeliveryMarkUnsent :execrows
