@@ -143,7 +143,6 @@ func TestRunShort(t *testing.T) {
 	require.Positive(t, d.AnalyticsPerSecond)
 	require.Equal(t, 500, d.RawJobs)
 	require.Positive(t, d.RawJobsPerSecond)
-	require.Positive(t, d.Ratio)
 	require.Positive(t, d.EmailRatio)
 	require.Zero(t, d.DuplicateEmails)
 	positivePeaks("drain", d.Peak, 1)
