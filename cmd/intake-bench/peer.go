@@ -65,7 +65,7 @@ func (b *bench) peerPhase(ctx context.Context) error {
 	}
 	var peer, worker *process // stopAll skips those that did not start
 	defer func() { phase.Peak = stopAll(phasePeer, api, peer, worker) }()
-	peer, peerURL, err := b.startPeer(ctx, peerBin)
+	peer, peerURL, err := b.startServer(ctx, peerBin)
 	if err != nil {
 		return err
 	}
@@ -162,26 +162,6 @@ func buildPeer(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build intake-peer: %w\n%s", err, out)
 	}
 	return path, nil
-}
-
-// startPeer runs intake-peer with the API's environment and returns its
-// base URL.
-func (b *bench) startPeer(ctx context.Context, bin string) (*process, string, error) {
-	p, err := startProcess(bin, b.childEnv(), "listening")
-	if err != nil {
-		return nil, "", err
-	}
-	line, err := p.waitLog(ctx, "listening", 30*time.Second)
-	if err != nil {
-		p.stop(5 * time.Second)
-		return nil, "", err
-	}
-	addr, _ := line["addr"].(string)
-	if addr == "" {
-		p.stop(5 * time.Second)
-		return nil, "", errors.New("intake-peer: listening line without addr")
-	}
-	return p, "http://" + addr, nil
 }
 
 // withoutEventCheck runs fn with the database's check of invariant 1 (the

@@ -220,7 +220,14 @@ func (b *bench) childEnv() []string {
 
 // startAPI runs intake-api and returns its base URL.
 func (b *bench) startAPI(ctx context.Context) (*process, string, error) {
-	p, err := startProcess(filepath.Join(b.binDir, "intake-api"), b.childEnv(), "listening")
+	return b.startServer(ctx, filepath.Join(b.binDir, "intake-api"))
+}
+
+// startServer runs the HTTP server at bin (intake-api, intake-peer) with
+// the API's environment and returns its base URL, read from its
+// "listening" log line.
+func (b *bench) startServer(ctx context.Context, bin string) (*process, string, error) {
+	p, err := startProcess(bin, b.childEnv(), "listening")
 	if err != nil {
 		return nil, "", err
 	}
@@ -232,7 +239,7 @@ func (b *bench) startAPI(ctx context.Context) (*process, string, error) {
 	addr, _ := line["addr"].(string)
 	if addr == "" {
 		p.stop(5 * time.Second)
-		return nil, "", errors.New("intake-api: listening line without addr")
+		return nil, "", fmt.Errorf("%s: listening line without addr", filepath.Base(bin))
 	}
 	return p, "http://" + addr, nil
 }
