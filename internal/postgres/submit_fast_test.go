@@ -491,27 +491,10 @@ func TestSubmitKeyBeforeEmail(t *testing.T) {
 // commitWhenBlockingAfter runs then once some other session waits for one
 // of pid's locks.
 func commitWhenBlockingAfter(ctx context.Context, pool *pgxpool.Pool, pid uint32, then func() error) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var waiting bool
-		err := pool.QueryRow(ctx,
-			`SELECT count(*) > 0 FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))`,
-			int32(pid)).Scan(&waiting)
-		if err != nil {
-			return err
-		}
-		if waiting {
-			return then()
-		}
-		if time.Now().After(deadline) {
-			return context.DeadlineExceeded
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	if err := waitUntilBlocking(ctx, pool, pid); err != nil {
+		return err
 	}
+	return then()
 }
 
 // Many requests at once, through the statement: one key, one application

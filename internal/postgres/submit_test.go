@@ -433,6 +433,21 @@ func TestSubmitWaitsForKeyHolderThenReplays(t *testing.T) {
 // commitWhenBlocking commits tx once some other session is waiting for one
 // of its locks and hold has passed since then.
 func commitWhenBlocking(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx, pid uint32, hold time.Duration) error {
+	if err := waitUntilBlocking(ctx, pool, pid); err != nil {
+		return err
+	}
+	// Keep the waiter waiting a while: it must not answer before this.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(hold):
+	}
+	return tx.Commit(ctx)
+}
+
+// waitUntilBlocking returns once some other session waits for one of
+// pid's locks, or an error after 5 s of none.
+func waitUntilBlocking(ctx context.Context, pool *pgxpool.Pool, pid uint32) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var waiting bool
@@ -443,7 +458,7 @@ func commitWhenBlocking(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx, pid 
 			return err
 		}
 		if waiting {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return errors.New("no session ever waited for the key holder")
@@ -454,13 +469,6 @@ func commitWhenBlocking(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx, pid 
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	// Keep the waiter waiting a while: it must not answer before this.
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(hold):
-	}
-	return tx.Commit(ctx)
 }
 
 func TestSubmitDatabaseUnavailable(t *testing.T) {
